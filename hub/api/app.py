@@ -1,0 +1,47 @@
+"""The FastAPI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from hub import __version__
+from hub.api import events, ops, problems
+from hub.api.limits import BodySizeLimit
+from hub.runtime import HubRuntime
+from hub.settings import get_settings
+
+
+def create_app(runtime: HubRuntime, embedded_worker: bool = False) -> FastAPI:
+    """The API bound to a runtime; with `embedded_worker` it also runs the worker thread."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if embedded_worker:
+            runtime.start_worker()
+        try:
+            yield
+        finally:
+            runtime.stop()
+
+    app = FastAPI(
+        title="Parcel Hub",
+        version=__version__,
+        description="Omnichannel notifications for parcel events: who hears what, where, "
+        "in which language, and whether now.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    problems.install(app)
+    app.include_router(events.router)
+    app.include_router(ops.router)
+    app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
+    return app
+
+
+def app_from_settings() -> FastAPI:
+    """Factory for `uvicorn --factory` (used by `hub serve --workers N`)."""
+    settings = get_settings()
+    return create_app(HubRuntime.build(settings), embedded_worker=settings.embedded_worker)

@@ -1,0 +1,161 @@
+"""The event wire shape (DESIGN.md §3) and the registry of event types and their categories."""
+
+from __future__ import annotations
+
+import enum
+import tomllib
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    HttpUrl,
+    field_validator,
+)
+
+_TYPES_FILE = Path(__file__).with_name("event_types.toml")
+
+
+class Category(enum.StrEnum):
+    """Legal category of a message: decides whether consent is needed."""
+
+    TRANSACTIONAL = "transactional"
+    LOYALTY = "loyalty"
+    MARKETING = "marketing"
+
+
+@dataclass(frozen=True, slots=True)
+class EventType:
+    """What the hub knows about one event type."""
+
+    name: str
+    category: Category
+    rank: int = 0
+    urgent: bool = False
+
+
+@lru_cache(maxsize=4)
+def event_types(path: str | None = None) -> dict[str, EventType]:
+    """Event types from the canonical file (or a replacement named by HUB_EVENT_TYPES_FILE)."""
+    raw = tomllib.loads(Path(path or _TYPES_FILE).read_text("utf-8"))
+    return {
+        name: EventType(name, Category(spec["category"]), spec.get("rank", 0), spec.get("urgent", False))
+        for name, spec in raw["types"].items()
+    }
+
+
+def _known_type(value: str) -> str:
+    if value not in event_types():
+        known = ", ".join(sorted(event_types()))
+        raise ValueError(f"unknown event type {value!r}; known types: {known}")
+    return value
+
+
+def _decimal_string(value: str) -> str:
+    try:
+        amount = Decimal(value)
+    except ArithmeticError as exc:
+        raise ValueError("amount must be a decimal string such as '12.50'") from exc
+    if not amount.is_finite() or amount < 0:
+        raise ValueError("amount must be a finite, non-negative decimal")
+    return value
+
+
+DecimalString = Annotated[str, Field(max_length=32), AfterValidator(_decimal_string)]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+ShortText = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class CustomerRef(_Strict):
+    """The recipient; only `id` is required, other fields create or update the profile."""
+
+    id: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\w.:@+-]+$")]
+    name: ShortText | None = None
+    phone: Annotated[str, Field(max_length=32)] | None = None
+    email: EmailStr | None = None
+    locale: Annotated[str, Field(max_length=16)] | None = None
+    tone: Annotated[str, Field(pattern=r"^(formal|informal)$")] | None = None
+    time_zone: Annotated[str, Field(max_length=64)] | None = None
+    segment: Annotated[str, Field(pattern=r"^(individual|business)$")] | None = None
+
+
+class EtaWindow(_Strict):
+    from_: AwareDatetime = Field(alias="from")
+    to: AwareDatetime
+
+
+class PickupPoint(_Strict):
+    id: ShortText
+    name: ShortText | None = None
+    address: ShortText | None = None
+    code: Annotated[str, Field(max_length=32)] | None = None
+    deadline: AwareDatetime | None = None
+
+
+class Money(_Strict):
+    amount: DecimalString
+    currency: Currency
+
+
+class Customs(Money):
+    pay_url: HttpUrl | None = None
+
+
+class ParcelLinks(_Strict):
+    track: HttpUrl | None = None
+    reschedule: HttpUrl | None = None
+    redirect: HttpUrl | None = None
+
+
+class Parcel(_Strict):
+    tracking_number: Annotated[str, Field(min_length=3, max_length=64, pattern=r"^[\w-]+$")]
+    carrier: ShortText | None = None
+    links: ParcelLinks | None = None
+    eta: EtaWindow | None = None
+    pickup_point: PickupPoint | None = None
+    cod: Money | None = None
+    customs: Customs | None = None
+
+
+class EventIn(_Strict):
+    """One event as a parcel system posts it."""
+
+    event_id: Annotated[str, Field(min_length=1, max_length=128)]
+    type: Annotated[str, AfterValidator(_known_type)]
+    occurred_at: AwareDatetime
+    customer: CustomerRef
+    parcel: Parcel | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("data")
+    @classmethod
+    def _small_data(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(value) > 100:
+            raise ValueError("data may hold at most 100 keys")
+        return value
+
+    @property
+    def event_type(self) -> EventType:
+        return event_types()[self.type]
+
+    def canonical(self) -> dict[str, Any]:
+        """The payload as stored: JSON-safe, aliases kept, unset fields left out."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def parse_time(value: str) -> datetime:
+    """ISO-8601 timestamp as stored in payloads."""
+    return datetime.fromisoformat(value)

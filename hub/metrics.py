@@ -1,0 +1,22 @@
+"""Prometheus metrics of the hub."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_ACCEPTED = Counter(
+    "hub_events_accepted_total", "Events accepted by the intake API", ["type"]
+)
+EVENTS_DUPLICATE = Counter("hub_events_duplicate_total", "Re-posted events answered from store")
+DECISIONS = Counter(
+    "hub_decisions_total", "Per-channel decisions by outcome", ["channel", "outcome", "reason"]
+)
+SEND_LATENCY = Histogram(
+    "hub_send_latency_seconds",
+    "Time of one provider call",
+    ["channel"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+QUEUE_LAG = Gauge("hub_outbox_lag_seconds", "Age of the oldest outbox job ready to run")
+QUEUE_DEPTH = Gauge("hub_outbox_pending", "Outbox jobs waiting (ready or deferred)")
+DEAD_LETTERS = Counter("hub_dead_letters_total", "Jobs given up after the last attempt")

@@ -1,0 +1,127 @@
+"""Tables of the hub (SQLAlchemy 2). Migrations in hub/migrations mirror this file."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from hub.db import UtcDateTime, utcnow
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UtcDateTime, dict[str, Any]: JSON, list[str]: JSON}
+
+
+class ApiKey(Base):
+    """A producer's credential: the secret is stored only as a SHA-256 hash."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    producer: Mapped[str] = mapped_column(String(128))
+    scopes: Mapped[list[str]]
+    name: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+
+class Customer(Base):
+    """A recipient's profile and contact addresses, keyed by the producer's external id."""
+
+    __tablename__ = "customers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(128), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    email: Mapped[str | None] = mapped_column(String(320))
+    locale: Mapped[str] = mapped_column(String(16), default="pl")
+    tone: Mapped[str] = mapped_column(String(16), default="formal")
+    time_zone: Mapped[str] = mapped_column(String(64), default="Europe/Warsaw")
+    segment: Mapped[str] = mapped_column(String(16), default="individual")
+    preferences: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Event(Base):
+    """An accepted event; (producer, event_id) is the producer's idempotency key."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("producer", "event_id", name="uq_events_producer_event_id"),
+        Index("ix_events_customer", "customer_id"),
+        Index("ix_events_parcel", "tracking_number"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    producer: Mapped[str] = mapped_column(String(128))
+    event_id: Mapped[str] = mapped_column(String(128))
+    type: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(16))
+    customer_id: Mapped[str] = mapped_column(String(128))
+    tracking_number: Mapped[str | None] = mapped_column(String(64))
+    occurred_at: Mapped[datetime]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    payload_hash: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any] | None]
+    state: Mapped[str] = mapped_column(String(16), default="accepted")
+
+
+class OutboxJob(Base):
+    """Work for the worker, written in the same transaction as its event."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_ready", "state", "not_before"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_pk: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    not_before: Mapped[datetime] = mapped_column(default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Decision(Base):
+    """What the pipeline decided for one channel of one event, and why."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (Index("ix_decisions_event", "event_pk"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_pk: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(32))
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Notification(Base):
+    """The send record: written before the provider call, keyed for exactly-once sending."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        Index("ix_notifications_customer", "customer_id"),
+        Index("ix_notifications_parcel", "tracking_number"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    event_pk: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    customer_id: Mapped[str] = mapped_column(String(128))
+    tracking_number: Mapped[str | None] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(32))
+    address: Mapped[str | None] = mapped_column(String(512))
+    locale: Mapped[str | None] = mapped_column(String(16))
+    content: Mapped[dict[str, Any] | None]
+    status: Mapped[str] = mapped_column(String(16), default="sending")
+    provider_message_id: Mapped[str | None] = mapped_column(String(128))
+    error: Mapped[str | None] = mapped_column(Text)
+    history: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -1,0 +1,189 @@
+"""One outbox job through the stages: resolve → decide → render → send, with a Decision per channel."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+from channels import ChannelAdapter, ErrorClass
+from hub.customers import to_profile, upsert_inline
+from hub.db import Database, utcnow
+from hub.delivery import Envelope, deliver
+from hub.events import event_types
+from hub.logs import get_logger
+from hub.models import Event, OutboxJob
+from preferences import Profile, Resolution, resolve
+from templates import Renderer, RenderRequest
+from templates.renderer import TemplateMissing
+from throttling import Limiter, ThrottleRequest, Verdict
+
+log = get_logger("pipeline")
+
+
+class Outcome(enum.StrEnum):
+    SENT = "sent"
+    SKIPPED = "skipped"
+    DEFERRED = "deferred"
+    FAILED = "failed"
+    DROPPED = "dropped"
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelDecision:
+    channel: str
+    outcome: Outcome
+    reason: str
+    detail: str | None = None
+    until: datetime | None = None
+    retry_after: float | None = None
+
+
+@dataclass(slots=True)
+class JobOutcome:
+    """How a run ends: done, deferred to `defer_until`, or retried after a transient error."""
+
+    event_pk: int
+    decisions: list[ChannelDecision] = field(default_factory=list)
+    defer_until: datetime | None = None
+    transient_error: str | None = None
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Stages:
+    """The stage implementations the pipeline calls (filled by the stage packages)."""
+
+    limiter: Limiter
+    renderer: Renderer
+    transports: dict[str, ChannelAdapter]
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    event_pk: int
+    payload: dict[str, Any]
+    profile: Profile
+
+
+class Pipeline:
+    """Runs the stages for an event and records why each channel was used or not."""
+
+    def __init__(self, db: Database, stages: Stages) -> None:
+        self.db = db
+        self.stages = stages
+
+    def load(self, job_id: int) -> _Loaded | None:
+        """Reads the job's event and applies its inline customer details to the profile."""
+        with self.db.transaction() as session:
+            job = session.get(OutboxJob, job_id)
+            if job is None or job.state != "pending":
+                return None
+            event = session.get(Event, job.event_pk)
+            if event is None or event.payload is None:
+                return None
+            customer = upsert_inline(session, event.payload["customer"])
+            event.state = "processing"
+            session.flush()
+            return _Loaded(event.id, event.payload, to_profile(customer))
+
+    def run(self, job_id: int) -> JobOutcome | None:
+        """Processes one job; returns None if the job no longer exists or is finished."""
+        loaded = self.load(job_id)
+        if loaded is None:
+            return None
+        etype = event_types()[loaded.payload["type"]]
+        resolution = resolve(etype.category, loaded.profile)
+        return self._route(loaded, resolution)
+
+    def _route(self, loaded: _Loaded, resolution: Resolution) -> JobOutcome:
+        """Walks the routes in the customer's order: the first that sends wins, later ones
+        are fallbacks used only after a permanent failure."""
+        outcome = JobOutcome(loaded.event_pk)
+        settled = False
+        for route in resolution.routes:
+            if route.action != "send":
+                decision = ChannelDecision(route.channel, Outcome.SKIPPED, route.reason,
+                                           route.detail)
+            elif settled:
+                decision = ChannelDecision(route.channel, Outcome.SKIPPED, "fallback_not_needed")
+            else:
+                decision = self._send_one(loaded, resolution, route.channel, route.address or "")
+                settled = decision.outcome is not Outcome.FAILED
+                if decision.outcome is Outcome.DEFERRED and decision.until is not None:
+                    outcome.defer_until = decision.until
+                elif decision.outcome is Outcome.DEFERRED:
+                    outcome.transient_error = decision.detail or decision.reason
+                    outcome.retry_after = decision.retry_after
+            outcome.decisions.append(decision)
+        return outcome
+
+    def _send_one(
+        self, loaded: _Loaded, resolution: Resolution, channel: str, address: str
+    ) -> ChannelDecision:
+        payload, profile = loaded.payload, loaded.profile
+        etype = event_types()[payload["type"]]
+        parcel = payload.get("parcel") or {}
+        request = ThrottleRequest(
+            customer_id=profile.customer_id,
+            channel=channel,
+            category=etype.category,
+            event_type=etype.name,
+            occurred_at=datetime.fromisoformat(payload["occurred_at"]),
+            now=utcnow(),
+            tracking_number=parcel.get("tracking_number"),
+            status_rank=etype.rank,
+            urgent=etype.urgent,
+            time_zone=profile.time_zone,
+        )
+        verdict = self.stages.limiter.check(request)
+        if verdict.verdict is Verdict.DROP:
+            return ChannelDecision(channel, Outcome.DROPPED, verdict.reason)
+        if verdict.verdict is Verdict.DEFER:
+            return ChannelDecision(
+                channel, Outcome.DEFERRED, verdict.reason, f"until {verdict.until:%Y-%m-%dT%H:%M%z}"
+                if verdict.until else None, verdict.until
+            )
+        try:
+            rendered = self.stages.renderer.render(
+                RenderRequest(etype.name, channel, resolution.locales, resolution.tone,
+                              render_context(payload, profile))
+            )
+        except TemplateMissing as exc:
+            self.stages.limiter.release(request)
+            return ChannelDecision(channel, Outcome.FAILED, "template_missing", str(exc))
+        adapter = self.stages.transports.get(channel)
+        if adapter is None:
+            self.stages.limiter.release(request)
+            return ChannelDecision(channel, Outcome.FAILED, "channel_unavailable")
+        result = deliver(
+            self.db,
+            adapter,
+            Envelope(loaded.event_pk, profile.customer_id, parcel.get("tracking_number"),
+                     etype.name, channel, address, rendered.locale, rendered.parts,
+                     {"event_type": etype.name, "tracking_number": parcel.get("tracking_number")}),
+        )
+        if result.ok:
+            return ChannelDecision(channel, Outcome.SENT, "sent", result.provider_message_id)
+        self.stages.limiter.release(request)
+        if result.error_class is ErrorClass.TRANSIENT:
+            return ChannelDecision(
+                channel, Outcome.DEFERRED, "provider_transient", result.error,
+                retry_after=result.retry_after,
+            )
+        return ChannelDecision(channel, Outcome.FAILED, "provider_permanent", result.error)
+
+
+def render_context(payload: dict[str, Any], profile: Profile) -> dict[str, Any]:
+    """Plain values a template may use."""
+    return {
+        "event": {"type": payload["type"], "occurred_at": payload["occurred_at"]},
+        "parcel": payload.get("parcel") or {},
+        "data": payload.get("data") or {},
+        "customer": {"name": profile.name, "segment": profile.segment},
+        "locale": profile.locale,
+        "tone": profile.tone,
+        "time_zone": profile.time_zone,
+    }

@@ -1,0 +1,61 @@
+"""Runtime configuration, read from `HUB_*` environment variables and an optional `.env` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the hub; defaults give the embedded mode (SQLite, in-process worker)."""
+
+    model_config = SettingsConfigDict(env_prefix="HUB_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        default_factory=lambda: f"sqlite:///{Path.cwd() / 'hub.db'}",
+        description="SQLAlchemy URL; SQLite file in the working directory by default.",
+    )
+    broker_url: str | None = Field(
+        default=None, description="amqp:// or redis:// to deliver on dramatiq; unset = embedded."
+    )
+    redis_url: str | None = Field(default=None, description="Redis for throttling counters.")
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000", description="Base of links put into messages."
+    )
+    secret_key: SecretStr = Field(
+        default=SecretStr("dev-insecure-change-me"),
+        description="Signs preference-center and unsubscribe links.",
+    )
+    embedded_worker: bool = Field(default=True, description="Run the worker inside `hub serve`.")
+    worker_poll_seconds: float = Field(default=0.2, description="Idle poll interval.")
+    worker_lease_seconds: float = Field(default=60.0, description="Claim lease; reclaimed after.")
+    worker_batch: int = Field(default=20, description="Outbox rows claimed per poll.")
+    max_attempts: int = Field(default=8, description="Attempts before a dead letter.")
+    retry_base_seconds: float = Field(default=2.0, description="First retry delay.")
+    retry_max_seconds: float = Field(default=600.0, description="Longest retry delay.")
+    max_body_bytes: int = Field(default=1024 * 1024, description="Largest request body.")
+    console_outbox_path: str = Field(
+        default="outbox/console.jsonl", description="Where the console channel writes messages."
+    )
+    # Provider credentials: an adapter is enabled once its credentials are set.
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_from: str | None = None
+    sendgrid_api_key: SecretStr | None = None
+    smtp_url: str | None = None
+    email_from: str = "Parcel Hub <no-reply@parcelhub.example>"
+    vapid_private_key: SecretStr | None = None
+    vapid_public_key: str | None = None
+    vapid_subject: str = "mailto:ops@parcelhub.example"
+    apprise_urls: list[str] = Field(default_factory=list)
+    log_level: str = "INFO"
+    log_json: bool = True
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,182 @@
+"""The embedded worker: claims outbox jobs under a lease, runs the pipeline, retries, dead-letters."""
+
+from __future__ import annotations
+
+import os
+import random
+import secrets
+import socket
+import threading
+from datetime import timedelta
+
+from sqlalchemy import delete, func, or_, select, update
+
+from hub.db import Database, utcnow
+from hub.logs import get_logger
+from hub.metrics import DEAD_LETTERS, DECISIONS, QUEUE_DEPTH, QUEUE_LAG
+from hub.models import Decision, Event, OutboxJob
+from hub.pipeline import ChannelDecision, JobOutcome, Outcome, Pipeline
+from hub.settings import Settings
+
+log = get_logger("worker")
+
+
+def claim(db: Database, owner: str, limit: int, lease_seconds: float) -> list[int]:
+    """Leases up to `limit` ready jobs to `owner`; no two live workers ever hold the same job."""
+    now = utcnow()
+    free = or_(OutboxJob.lease_until.is_(None), OutboxJob.lease_until < now)
+    with db.transaction() as session:
+        ready = (
+            select(OutboxJob.id)
+            .where(OutboxJob.state == "pending", OutboxJob.not_before <= now, free)
+            .order_by(OutboxJob.not_before, OutboxJob.id)
+            .limit(limit)
+        )
+        if db.dialect == "postgresql":
+            ready = ready.with_for_update(skip_locked=True)
+        ids = list(session.scalars(ready))
+        if not ids:
+            return []
+        # The WHERE is re-checked on the row itself, so a concurrent claimer that got there
+        # first makes this UPDATE skip the row (PostgreSQL re-evaluates; SQLite serialises).
+        claimed = session.scalars(
+            update(OutboxJob)
+            .where(OutboxJob.id.in_(ids), OutboxJob.state == "pending", free)
+            .values(
+                lease_owner=owner,
+                lease_until=now + timedelta(seconds=lease_seconds),
+                attempts=OutboxJob.attempts + 1,
+            )
+            .returning(OutboxJob.id)
+        )
+        return sorted(claimed)
+
+
+def backoff(attempt: int, settings: Settings, retry_after: float | None = None) -> float:
+    """Exponential backoff with full jitter, never sooner than the provider's Retry-After."""
+    ceiling = min(settings.retry_max_seconds, settings.retry_base_seconds * 2 ** (attempt - 1))
+    delay = random.uniform(ceiling / 2, ceiling)
+    return max(delay, retry_after or 0.0)
+
+
+def finish(
+    db: Database, job_id: int, owner: str, outcome: JobOutcome | None, settings: Settings,
+    error: str | None = None,
+) -> str:
+    """Records the run's decisions and the job's next state, if `owner` still holds the lease."""
+    with db.transaction() as session:
+        job = session.get(OutboxJob, job_id)
+        if job is None or job.lease_owner != owner:
+            return "lost_lease"
+        event = session.get(Event, job.event_pk)
+        job.lease_owner, job.lease_until = None, None
+        decisions = list(outcome.decisions) if outcome else []
+        transient = error or (outcome.transient_error if outcome else None)
+        retry_after = outcome.retry_after if outcome else None
+        if outcome is None and error is None:
+            job.state = "done"
+        elif outcome is not None and outcome.defer_until is not None:
+            job.state, job.not_before = "pending", outcome.defer_until
+            job.attempts -= 1  # a deferral is not a failed attempt
+            state = "deferred"
+        elif transient is not None and job.attempts >= settings.max_attempts:
+            job.state, job.last_error, state = "dead", transient, "dead"
+            decisions.append(ChannelDecision("*", Outcome.FAILED, "dead_letter", transient))
+            DEAD_LETTERS.inc()
+            log.error("dead_letter", job_id=job_id, error=transient, attempts=job.attempts)
+        elif transient is not None:
+            delay = backoff(job.attempts, settings, retry_after)
+            job.state, job.last_error, state = "pending", transient, "retrying"
+            job.not_before = utcnow() + timedelta(seconds=delay)
+        else:
+            job.state, state = "done", "processed"
+        if event is not None and (outcome is not None or error is not None):
+            if decisions or error is None:
+                session.execute(delete(Decision).where(Decision.event_pk == event.id))
+                session.add_all(
+                    Decision(event_pk=event.id, channel=d.channel, outcome=d.outcome,
+                             reason=d.reason, detail=d.detail)
+                    for d in decisions
+                )
+            event.state = state
+        for d in decisions:
+            DECISIONS.labels(d.channel, d.outcome, d.reason).inc()
+        return job.state
+
+
+def refresh_queue_metrics(db: Database) -> None:
+    """Updates the queue depth and lag gauges from the store."""
+    now = utcnow()
+    with db.sessions() as session:
+        depth, oldest = session.execute(
+            select(func.count(), func.min(OutboxJob.not_before)).where(
+                OutboxJob.state == "pending"
+            )
+        ).one()
+    QUEUE_DEPTH.set(depth)
+    if oldest is not None and oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=now.tzinfo)
+    QUEUE_LAG.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
+
+
+class Worker:
+    """Polls the outbox and runs each claimed job through the pipeline."""
+
+    def __init__(self, db: Database, pipeline: Pipeline, settings: Settings) -> None:
+        self.db = db
+        self.pipeline = pipeline
+        self.settings = settings
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+
+    def run_job(self, job_id: int) -> str:
+        """One job, start to finish; an unexpected error becomes a retry, never a lost job."""
+        try:
+            outcome = self.pipeline.run(job_id)
+        except Exception as exc:
+            log.exception("job_error", job_id=job_id)
+            return finish(self.db, job_id, self.name, None, self.settings,
+                          error=f"{type(exc).__name__}: {exc}")
+        return finish(self.db, job_id, self.name, outcome, self.settings)
+
+    def run_once(self) -> int:
+        """Claims and runs one batch; returns how many jobs it ran."""
+        ids = claim(self.db, self.name, self.settings.worker_batch,
+                    self.settings.worker_lease_seconds)
+        for job_id in ids:
+            if self._stop.is_set():
+                break  # unfinished leases expire and other workers reclaim them
+            self.run_job(job_id)
+        return len(ids)
+
+    def drain(self, timeout: float = 30.0) -> None:
+        """Runs until no job is ready (tests and the demo)."""
+        deadline = utcnow() + timedelta(seconds=timeout)
+        while self.run_once() and utcnow() < deadline:
+            pass
+
+    def run_forever(self) -> None:
+        log.info("worker_started", worker=self.name)
+        while not self._stop.is_set():
+            try:
+                ran = self.run_once()
+            except Exception:
+                log.exception("worker_loop_error")
+                ran = 0
+            if not ran:
+                self._wake.wait(self.settings.worker_poll_seconds)
+                self._wake.clear()
+        log.info("worker_stopped", worker=self.name)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def start_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self.run_forever, name="hub-worker", daemon=True)
+        thread.start()
+        return thread
