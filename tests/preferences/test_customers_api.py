@@ -14,7 +14,8 @@ from tests.helpers import api_key
 ANNA = {"name": "Anna Kowalska", "phone": "+48 512 345 678", "email": "anna@example.pl",
         "locale": "pl", "tone": "formal", "phone_verified": True}
 SUB = {"endpoint": "https://fcm.googleapis.com/fcm/send/abc123", "expirationTime": None,
-       "keys": {"p256dh": "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM",
+       "keys": {"p256dh": "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1"
+                          "XbjhazAkj7I99e8QcYP7DkM",
                 "auth": "tBHItJI5svbpez7KI4CCXg"}}
 
 

@@ -25,7 +25,8 @@ NAME, PHONE, EMAIL = "Anna Kowalska", "+48512345678", "anna.kowalska@example.pl"
 ANNA = {"id": "c-1001", "name": NAME, "phone": PHONE, "email": EMAIL, "locale": "pl"}
 NEEDLES = (NAME, "Kowalska", PHONE, "512345678", "512 345 678", EMAIL, "anna.kowalska")
 SUB = {"endpoint": "https://fcm.googleapis.com/fcm/send/anna-device",
-       "keys": {"p256dh": "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVl", "auth": "tBHItJI5svbpez7K"}}
+       "keys": {"p256dh": "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVl",
+                "auth": "tBHItJI5svbpez7K"}}
 
 
 def table_dump(runtime: HubRuntime) -> str:
@@ -104,8 +105,10 @@ def test_export_contains_every_consent_row(client: TestClient, runtime: HubRunti
     client.put("/v1/customers/c-1001", json={"name": NAME, "phone": PHONE, "email": EMAIL})
     client.post("/v1/customers/c-1001/push-subscriptions", json=SUB)
     for purpose, channel, action, source in [
-        ("marketing", "sms", "granted", "checkout"), ("marketing", "email", "granted", "checkout"),
-        ("loyalty", "push", "granted", "preference_center"), ("profiling", "email", "granted", "support"),
+        ("marketing", "sms", "granted", "checkout"),
+        ("marketing", "email", "granted", "checkout"),
+        ("loyalty", "push", "granted", "preference_center"),
+        ("profiling", "email", "granted", "support"),
         ("marketing", "sms", "withdrawn", "support"),
     ]:
         client.post("/v1/customers/c-1001/consents", json={
