@@ -72,7 +72,13 @@ def _lang(request: Request, customer: Customer | None) -> str:
     wanted = request.query_params.get("lang")
     if wanted in SUPPORTED_LOCALES:
         return str(wanted)
-    return customer.locale if customer and customer.locale in SUPPORTED_LOCALES else "pl"
+    if customer is not None and customer.locale in SUPPORTED_LOCALES:
+        return customer.locale
+    for part in request.headers.get("accept-language", "").split(","):
+        code = part.split(";")[0].strip()[:2].lower()
+        if code in SUPPORTED_LOCALES:
+            return code
+    return "pl"
 
 
 def _error(request: Request, status: int = 403) -> HTMLResponse:
