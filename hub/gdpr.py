@@ -28,7 +28,13 @@ from hub.models import (
     PushSubscriptionRow,
 )
 from hub.settings import Settings
-from preferences import derive_state, preferences_from_json, preferences_to_json
+from preferences import (
+    CHANNELS,
+    SkipReason,
+    derive_state,
+    preferences_from_json,
+    preferences_to_json,
+)
 
 log = get_logger("gdpr")
 
@@ -121,6 +127,7 @@ def erase_customer(session: Session, key: str, external_id: str) -> bool:
                         .values(detail=None))
         session.execute(update(OutboxJob).where(OutboxJob.event_pk.in_(event_pks))
                         .values(last_error=None))
+        _settle_waiting_jobs(session, event_pks)
     notes = session.scalars(select(Notification).where(
         (Notification.customer_id == external_id) | Notification.event_pk.in_(event_pks)))
     for note in notes:
@@ -135,6 +142,20 @@ def erase_customer(session: Session, key: str, external_id: str) -> bool:
     session.flush()
     log.info("customer_erased", tombstone=digest[:12], held=held)
     return held
+
+
+def _settle_waiting_jobs(session: Session, event_pks: list[int]) -> None:
+    """Jobs still waiting lost their payload: finish them here with an `erased` decision."""
+    waiting = list(session.scalars(select(OutboxJob).where(
+        OutboxJob.event_pk.in_(event_pks), OutboxJob.state == "pending")))
+    for job in waiting:
+        job.state, job.lease_owner, job.lease_until = "done", None, None
+        session.execute(delete(Decision).where(Decision.event_pk == job.event_pk))
+        session.add_all(Decision(event_pk=job.event_pk, channel=channel, outcome="skipped",
+                                 reason=SkipReason.ERASED) for channel in CHANNELS)
+    if waiting:
+        session.execute(update(Event).where(Event.id.in_([j.event_pk for j in waiting]))
+                        .values(state="processed"))
 
 
 def scrub_erased_event(event: Event, key: str) -> None:

@@ -61,6 +61,7 @@ def test_erasure_scrubs_every_table_and_log_and_blocks_resurrection(
                                                  data={"note": f"for {NAME}"}))
         client.post("/v1/events", json=event("b-1", customer={"id": "c-9"}))
         drain()
+        client.post("/v1/events", json=event("e-waiting", customer=ANNA))  # not yet processed
         assert found(table_dump(runtime))  # the scan does see the data before erasure
 
         assert client.delete("/v1/customers/c-1001").status_code == 204
@@ -68,6 +69,9 @@ def test_erasure_scrubs_every_table_and_log_and_blocks_resurrection(
         assert client.get("/v1/customers/c-1001").status_code == 410
         assert found(table_dump(runtime)) == []
         assert client.get("/v1/customers/c-9").json()["phone"] == "+48601234567"
+        waiting = client.get("/v1/events/e-waiting").json()
+        assert waiting["state"] == "processed"
+        assert {d["reason"] for d in waiting["decisions"]} == {"erased"}
 
         again = client.post("/v1/events", json=event("e-1", customer=ANNA,
                                                      data={"note": f"for {NAME}"}))
