@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import UTC, datetime, time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Request, Response
@@ -288,7 +288,7 @@ def post_push(customer_id: CustomerId, body: PushSubscriptionIn, request: Reques
     """Adds a browser push subscription (the PushSubscription JSON); several are allowed."""
     if body.endpoint.scheme != "https":
         raise Problem(422, "validation", "endpoint: push endpoints must use https")
-    expires = (datetime.fromtimestamp(body.expiration_time / 1000).astimezone()
+    expires = (datetime.fromtimestamp(body.expiration_time / 1000, UTC)
                if body.expiration_time else None)
     with _session(request) as session:
         customer = _existing(session, request, customer_id)

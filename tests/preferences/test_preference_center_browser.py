@@ -44,10 +44,10 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, HubRuntime]]:
+def server(database_url: str, tmp_path: Path) -> Iterator[tuple[str, HubRuntime]]:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    runtime = make_runtime(f"sqlite:///{tmp_path / 'hub.db'}", tmp_path, public_base_url=base)
+    runtime = make_runtime(database_url, tmp_path, public_base_url=base)
     srv = uvicorn.Server(uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port,
                                         log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
