@@ -77,6 +77,14 @@ def unsubscribe_headers(
     }
 
 
+def message_links(settings: Settings, customer_id: str, category: str, channel: str
+                  ) -> dict[str, str]:
+    """Links a template may show: `preferences` (the center) and `unsubscribe` (this
+    category on this channel)."""
+    return {"preferences": preference_link(settings, customer_id),
+            "unsubscribe": unsubscribe_link(settings, customer_id, category, channel)}
+
+
 def _loads(settings: Settings, salt: str, token: str, days: int) -> Any:
     try:
         return _serializer(settings, salt).loads(token, max_age=days * _DAY)

@@ -12,6 +12,7 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from hub.consents import stop_channel, withdraw_consent
 from hub.customers import find_customers_by_phone
 from hub.links import (
+    message_links,
     preference_link,
     read_preference_token,
     read_unsubscribe_token,
@@ -34,6 +35,14 @@ def test_unsubscribe_headers_follow_rfc_8058() -> None:
     assert url.startswith("<https://hub.example/u/") and url.endswith(">")
     scope = read_unsubscribe_token(S, urlsplit(url[1:-1]).path.rsplit("/", 1)[1])
     assert (scope.customer_id, scope.category, scope.channel) == ("c-1", "marketing", "email")
+
+
+def test_message_links_for_templates() -> None:
+    links = message_links(S, "c-1", "loyalty", "sms")
+    assert links["preferences"].startswith("https://hub.example/p/")
+    scope = read_unsubscribe_token(S, links["unsubscribe"].rsplit("/", 1)[1])
+    assert (scope.category, scope.channel) == ("loyalty", "sms")
+    assert len(links["preferences"]) < 80  # short enough for an SMS
 
 
 def test_tokens_are_scoped_signed_and_expire() -> None:
