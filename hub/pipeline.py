@@ -16,7 +16,7 @@ from hub.events import event_types
 from hub.logs import get_logger
 from hub.models import Event, OutboxJob
 from preferences import Profile, Resolution, resolve
-from templates import Renderer, RenderRequest
+from templates import RenderError, Renderer, RenderRequest
 from templates.renderer import TemplateMissing
 from throttling import Limiter, ThrottleRequest, Verdict
 
@@ -151,9 +151,10 @@ class Pipeline:
                 RenderRequest(etype.name, channel, resolution.locales, resolution.tone,
                               render_context(payload, profile))
             )
-        except TemplateMissing as exc:
+        except RenderError as exc:
             self.stages.limiter.release(request)
-            return ChannelDecision(channel, Outcome.FAILED, "template_missing", str(exc))
+            reason = "template_missing" if isinstance(exc, TemplateMissing) else "render_error"
+            return ChannelDecision(channel, Outcome.FAILED, reason, str(exc))
         adapter = self.stages.transports.get(channel)
         if adapter is None:
             self.stages.limiter.release(request)
