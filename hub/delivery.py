@@ -20,6 +20,10 @@ log = get_logger("delivery")
 # Statuses of a notification; `sending` is held only across the provider call.
 SENDING, SENT, RETRY, FAILED, UNCONFIRMED = "sending", "sent", "retry", "failed", "unconfirmed"
 DONE_STATUSES = {SENT, "delivered", "opened", "clicked"}
+UNCONFIRMED_DETAIL = (
+    "a worker stopped during the provider call and the provider cannot confirm it; "
+    "not repeated, to avoid a duplicate"
+)
 
 
 def idempotency_key(event_pk: int, channel: str, address: str) -> str:
@@ -98,7 +102,9 @@ def _claim(db: Database, key: str, env: Envelope, adapter: ChannelAdapter) -> Se
             return None
         if row.status in DONE_STATUSES:
             return SendResult.sent(row.provider_message_id or "")
-        if row.status in (FAILED, UNCONFIRMED):
+        if row.status == UNCONFIRMED:
+            return SendResult.permanent(UNCONFIRMED_DETAIL)
+        if row.status == FAILED:
             return SendResult.permanent(row.error or row.status)
         if row.status == SENDING:
             # A worker died between the provider call and recording its answer.
@@ -107,9 +113,9 @@ def _claim(db: Database, key: str, env: Envelope, adapter: ChannelAdapter) -> Se
                 row.provider_message_id = found.provider_message_id
                 _history(row, SENT, "reconciled after a crash")
                 return found
-            row.error = "the provider call may have happened; not repeated to avoid a duplicate"
+            row.error = UNCONFIRMED_DETAIL
             _history(row, UNCONFIRMED, row.error)
-            return SendResult.permanent(row.error)
+            return SendResult.permanent(UNCONFIRMED_DETAIL)
         row.content = env.parts
         _history(row, SENDING)  # RETRY: the last attempt failed transiently
         return None

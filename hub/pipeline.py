@@ -11,7 +11,7 @@ from typing import Any
 from channels import ChannelAdapter, ErrorClass
 from hub.customers import to_profile, upsert_inline
 from hub.db import Database, utcnow
-from hub.delivery import Envelope, deliver
+from hub.delivery import UNCONFIRMED_DETAIL, Envelope, deliver
 from hub.events import event_types
 from hub.logs import get_logger
 from hub.models import Event, OutboxJob
@@ -168,6 +168,9 @@ class Pipeline:
         )
         if result.ok:
             return ChannelDecision(channel, Outcome.SENT, "sent", result.provider_message_id)
+        if result.error == UNCONFIRMED_DETAIL:
+            # Most likely delivered: neither retried nor failed over to another channel.
+            return ChannelDecision(channel, Outcome.SENT, "send_unconfirmed", result.error)
         self.stages.limiter.release(request)
         if result.error_class is ErrorClass.TRANSIENT:
             return ChannelDecision(
