@@ -34,6 +34,10 @@ def serve(
 
     settings = get_settings()
     configure(settings.log_level, settings.log_json)
+    if host not in ("127.0.0.1", "localhost", "::1") and settings.uses_dev_secret:
+        typer.echo("refusing to serve on a non-loopback host with the development "
+                   "HUB_SECRET_KEY; set a random secret first", err=True)
+        raise typer.Exit(2)
     HubRuntime.build(settings).db.dispose()  # migrate an empty store once, before forking
     os.environ["HUB_EMBEDDED_WORKER"] = "true" if worker and settings.embedded_worker else "false"
     get_settings.cache_clear()

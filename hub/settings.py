@@ -9,6 +9,9 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+_DEV_SECRET = "dev-insecure-change-me"
+
+
 class Settings(BaseSettings):
     """Every knob of the hub; defaults give the embedded mode (SQLite, in-process worker)."""
 
@@ -26,7 +29,7 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:8000", description="Base of links put into messages."
     )
     secret_key: SecretStr = Field(
-        default=SecretStr("dev-insecure-change-me"),
+        default=SecretStr(_DEV_SECRET),
         description="Signs preference-center and unsubscribe links.",
     )
     embedded_worker: bool = Field(default=True, description="Run the worker inside `hub serve`.")
@@ -53,6 +56,10 @@ class Settings(BaseSettings):
     apprise_urls: list[str] = Field(default_factory=list)
     log_level: str = "INFO"
     log_json: bool = True
+
+    @property
+    def uses_dev_secret(self) -> bool:
+        return self.secret_key.get_secret_value() == _DEV_SECRET
 
 
 @lru_cache(maxsize=1)
