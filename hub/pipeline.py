@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import structlog
 
 from channels import ChannelAdapter, ErrorClass
 from hub.customers import to_profile, upsert_inline
@@ -16,7 +17,7 @@ from hub.events import event_types
 from hub.logs import get_logger
 from hub.models import Event, OutboxJob
 from preferences import Profile, Resolution, resolve
-from templates import RenderError, Renderer, RenderRequest
+from templates import Renderer, RenderError, RenderRequest
 from templates.renderer import TemplateMissing
 from throttling import Limiter, ThrottleRequest, Verdict
 
@@ -94,9 +95,13 @@ class Pipeline:
         loaded = self.load(job_id)
         if loaded is None:
             return None
-        etype = event_types()[loaded.payload["type"]]
-        resolution = resolve(etype.category, loaded.profile)
-        return self._route(loaded, resolution)
+        with structlog.contextvars.bound_contextvars(event_id=loaded.payload["event_id"]):
+            etype = event_types()[loaded.payload["type"]]
+            resolution = resolve(etype.category, loaded.profile)
+            outcome = self._route(loaded, resolution)
+            log.info("processed", decisions=[f"{d.channel}:{d.outcome}:{d.reason}"
+                                             for d in outcome.decisions])
+            return outcome
 
     def _route(self, loaded: _Loaded, resolution: Resolution) -> JobOutcome:
         """Walks the routes in the customer's order: the first that sends wins, later ones

@@ -8,7 +8,6 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
 _DEV_SECRET = "dev-insecure-change-me"
 
 

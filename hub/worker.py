@@ -9,6 +9,7 @@ import socket
 import threading
 from datetime import timedelta
 
+import structlog
 from sqlalchemy import delete, func, or_, select, update
 
 from hub.db import Database, utcnow
@@ -133,7 +134,8 @@ class Worker:
     def run_job(self, job_id: int) -> str:
         """One job, start to finish; an unexpected error becomes a retry, never a lost job."""
         try:
-            outcome = self.pipeline.run(job_id)
+            with structlog.contextvars.bound_contextvars(job_id=job_id, worker=self.name):
+                outcome = self.pipeline.run(job_id)
         except Exception as exc:
             log.exception("job_error", job_id=job_id)
             return finish(self.db, job_id, self.name, None, self.settings,
