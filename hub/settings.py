@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     broker_url: str | None = Field(
         default=None, description="amqp:// or redis:// to deliver on dramatiq; unset = embedded."
     )
+    broker_queue: str = Field(default="hub-jobs", description="dramatiq queue of the jobs.")
     redis_url: str | None = Field(default=None, description="Redis for throttling counters.")
     public_base_url: str = Field(
         default="http://127.0.0.1:8000", description="Base of links put into messages."
