@@ -3,6 +3,7 @@ purge rendered bodies and event payloads past the retention period."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -191,3 +192,23 @@ def purge_expired(db: Database, settings: Settings, now: datetime | None = None)
     log.info("retention_purge", cutoff=cutoff.isoformat(), bodies=report.bodies,
              payloads=report.payloads)
     return report
+
+
+class DailyPurge:
+    """Runs `purge_expired` at most once a day from a long-running loop (it is idempotent,
+    so several workers each running it daily is harmless)."""
+
+    def __init__(self, db: Database, settings: Settings, every_seconds: float = 86_400) -> None:
+        self.db, self.settings, self.every = db, settings, every_seconds
+        self._next = 0.0  # monotonic: the first call purges
+
+    def run_if_due(self) -> PurgeReport | None:
+        """Purges when due; never raises (a failed purge is logged and retried next day)."""
+        if time.monotonic() < self._next:
+            return None
+        self._next = time.monotonic() + self.every
+        try:
+            return purge_expired(self.db, self.settings)
+        except Exception:
+            log.exception("retention_purge_error")
+            return None

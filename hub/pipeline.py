@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import structlog
 
 from channels import ChannelAdapter, ErrorClass
 from hub.customers import (
@@ -17,14 +18,14 @@ from hub.customers import (
     upsert_inline,
 )
 from hub.db import Database, utcnow
-from hub.delivery import Envelope, deliver
+from hub.delivery import UNCONFIRMED_DETAIL, Envelope, deliver
 from hub.events import event_types
 from hub.gdpr import scrub_erased_event
 from hub.logs import get_logger
 from hub.models import Event, OutboxJob
 from hub.settings import get_settings
 from preferences import EventFacts, Profile, Resolution, resolve
-from templates import Renderer, RenderRequest
+from templates import Renderer, RenderError, RenderRequest
 from templates.renderer import TemplateMissing
 from throttling import Limiter, ThrottleRequest, Verdict
 
@@ -110,12 +111,16 @@ class Pipeline:
         loaded = self.load(job_id)
         if loaded is None:
             return None
-        etype = event_types()[loaded.payload["type"]]
-        recipient = loaded.recipient
-        resolution = resolve(EventFacts(etype.name, etype.category, etype.urgent),
-                             recipient.profile, recipient.preferences, recipient.consents,
-                             enabled_channels=tuple(self.stages.transports))
-        return self._route(loaded, resolution)
+        with structlog.contextvars.bound_contextvars(event_id=loaded.payload["event_id"]):
+            etype = event_types()[loaded.payload["type"]]
+            recipient = loaded.recipient
+            resolution = resolve(EventFacts(etype.name, etype.category, etype.urgent),
+                                 recipient.profile, recipient.preferences, recipient.consents,
+                                 enabled_channels=tuple(self.stages.transports))
+            outcome = self._route(loaded, resolution)
+            log.info("processed", decisions=[f"{d.channel}:{d.outcome}:{d.reason}"
+                                             for d in outcome.decisions])
+            return outcome
 
     def _route(self, loaded: _Loaded, resolution: Resolution) -> JobOutcome:
         """Walks the routes in the customer's order: the first that sends wins, later ones
@@ -170,9 +175,10 @@ class Pipeline:
                 RenderRequest(etype.name, channel, resolution.locales, resolution.tone,
                               render_context(payload, profile))
             )
-        except TemplateMissing as exc:
+        except RenderError as exc:
             self.stages.limiter.release(request)
-            return ChannelDecision(channel, Outcome.FAILED, "template_missing", str(exc))
+            reason = "template_missing" if isinstance(exc, TemplateMissing) else "render_error"
+            return ChannelDecision(channel, Outcome.FAILED, reason, str(exc))
         adapter = self.stages.transports.get(channel)
         if adapter is None:
             self.stages.limiter.release(request)
@@ -186,6 +192,9 @@ class Pipeline:
         )
         if result.ok:
             return ChannelDecision(channel, Outcome.SENT, "sent", result.provider_message_id)
+        if result.error == UNCONFIRMED_DETAIL:
+            # Most likely delivered: neither retried nor failed over to another channel.
+            return ChannelDecision(channel, Outcome.SENT, "send_unconfirmed", result.error)
         self.stages.limiter.release(request)
         if result.error_class is ErrorClass.TRANSIENT:
             return ChannelDecision(

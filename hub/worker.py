@@ -7,13 +7,13 @@ import random
 import secrets
 import socket
 import threading
-import time
 from datetime import timedelta
 
+import structlog
 from sqlalchemy import delete, func, or_, select, update
 
 from hub.db import Database, utcnow
-from hub.gdpr import purge_expired
+from hub.gdpr import DailyPurge
 from hub.logs import get_logger
 from hub.metrics import DEAD_LETTERS, DECISIONS, QUEUE_DEPTH, QUEUE_LAG
 from hub.models import Decision, Event, OutboxJob
@@ -131,12 +131,13 @@ class Worker:
         self.name = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self._next_purge = 0.0  # monotonic; the retention purge runs at start, then daily
+        self.daily_purge = DailyPurge(db, settings)  # GDPR retention: at start, then daily
 
     def run_job(self, job_id: int) -> str:
         """One job, start to finish; an unexpected error becomes a retry, never a lost job."""
         try:
-            outcome = self.pipeline.run(job_id)
+            with structlog.contextvars.bound_contextvars(job_id=job_id, worker=self.name):
+                outcome = self.pipeline.run(job_id)
         except Exception as exc:
             log.exception("job_error", job_id=job_id)
             return finish(self.db, job_id, self.name, None, self.settings,
@@ -162,7 +163,7 @@ class Worker:
     def run_forever(self) -> None:
         log.info("worker_started", worker=self.name)
         while not self._stop.is_set():
-            self.purge_if_due()
+            self.daily_purge.run_if_due()
             try:
                 ran = self.run_once()
             except Exception:
@@ -172,16 +173,6 @@ class Worker:
                 self._wake.wait(self.settings.worker_poll_seconds)
                 self._wake.clear()
         log.info("worker_stopped", worker=self.name)
-
-    def purge_if_due(self) -> None:
-        """Runs the GDPR retention purge at most once a day per worker (it is idempotent)."""
-        if time.monotonic() < self._next_purge:
-            return
-        self._next_purge = time.monotonic() + 86_400
-        try:
-            purge_expired(self.db, self.settings)
-        except Exception:
-            log.exception("retention_purge_error")
 
     def wake(self) -> None:
         self._wake.set()
