@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 
 from channels import ChannelAdapter, OutgoingMessage, SendResult
+from hub import failpoints
 from hub.db import Database, utcnow
 from hub.logs import get_logger
 from hub.metrics import SEND_LATENCY
@@ -62,12 +63,14 @@ def deliver(db: Database, adapter: ChannelAdapter, env: Envelope) -> SendResult:
     if earlier is not None:
         return earlier
     message = OutgoingMessage(key, env.channel, env.address, env.parts, env.locale, env.metadata)
+    failpoints.reach(failpoints.BEFORE_SEND)
     started = time.perf_counter()
     try:
         result = adapter.send(message)
     except Exception as exc:  # an adapter bug must not leave the record in `sending`
         result = SendResult.transient(f"adapter error: {type(exc).__name__}: {exc}")
     SEND_LATENCY.labels(env.channel).observe(time.perf_counter() - started)
+    failpoints.reach(failpoints.AFTER_SEND)
     _record(db, key, result)
     log.info(
         "send",
@@ -118,6 +121,9 @@ def _claim(
                 row.provider_message_id = found.provider_message_id
                 _history(row, SENT, "reconciled after a crash")
                 return found, row.id
+            if getattr(adapter, "authoritative_reconcile", False):
+                _history(row, SENDING, "provider never got it; sending after a crash")
+                return None, row.id
             row.error = UNCONFIRMED_DETAIL
             _history(row, UNCONFIRMED, row.error)
             return SendResult.permanent(UNCONFIRMED_DETAIL), row.id

@@ -10,6 +10,7 @@ from typing import Any
 import structlog
 
 from channels import ChannelAdapter, ErrorClass
+from hub import failpoints
 from hub.customers import (
     Recipient,
     erased_recipient,
@@ -179,6 +180,7 @@ class Pipeline:
             self.stages.limiter.release(request)
             reason = "template_missing" if isinstance(exc, TemplateMissing) else "render_error"
             return ChannelDecision(channel, Outcome.FAILED, reason, str(exc))
+        failpoints.reach(failpoints.RENDERED)
         adapter = self.stages.transports.get(channel)
         if adapter is None:
             self.stages.limiter.release(request)

@@ -12,6 +12,7 @@ from datetime import timedelta
 import structlog
 from sqlalchemy import delete, func, or_, select, update
 
+from hub import failpoints
 from hub.db import Database, utcnow
 from hub.gdpr import DailyPurge
 from hub.logs import get_logger
@@ -135,6 +136,7 @@ class Worker:
 
     def run_job(self, job_id: int) -> str:
         """One job, start to finish; an unexpected error becomes a retry, never a lost job."""
+        failpoints.reach(failpoints.CLAIMED)
         try:
             with structlog.contextvars.bound_contextvars(job_id=job_id, worker=self.name):
                 outcome = self.pipeline.run(job_id)

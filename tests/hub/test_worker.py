@@ -179,3 +179,12 @@ def test_deferral_does_not_use_an_attempt(runtime: HubRuntime) -> None:
         assert s.scalars(select(OutboxJob)).one().attempts == 0
     _run_until_idle(worker)
     assert _decisions(runtime)[0] == ("sms", "sent", "sent")
+
+
+def test_crash_before_provider_call_sends_once_where_provider_can_tell(
+    runtime: HubRuntime, tmp_path: Path
+) -> None:
+    worker = _crash_mid_send(runtime, tmp_path, provider_got_it=False)
+    _run_until_idle(worker)
+    assert len(read_outbox(tmp_path / "outbox.jsonl")) == 1
+    assert _decisions(runtime)[0] == ("sms", "sent", "sent")

@@ -30,7 +30,8 @@ def _hub(*args: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
 @pytest.mark.parametrize("broker", ["amqp://guest:guest@127.0.0.1:5672/", "redis://127.0.0.1:6379/2"])
 def test_api_and_two_workers_on_a_broker(broker: str, tmp_path: Path) -> None:
     need_service("PostgreSQL", 5432)
-    need_service("RabbitMQ" if broker.startswith("amqp") else "Redis", 5672 if broker.startswith("amqp") else 6379)
+    amqp = broker.startswith("amqp")
+    need_service("RabbitMQ" if amqp else "Redis", 5672 if amqp else 6379)
     env = {**os.environ, "HUB_DATABASE_URL": fresh_pg_url(PG_BASE), "HUB_BROKER_URL": broker,
            "HUB_BROKER_QUEUE": f"hub-test-{secrets.token_hex(4)}",
            "HUB_CONSOLE_OUTBOX_PATH": str(tmp_path / "outbox.jsonl"),
