@@ -132,6 +132,11 @@ def _session(request: Request) -> Any:
     return request.app.state.runtime.db.transaction()
 
 
+def _reader(request: Request) -> Any:
+    """A read-only session (no write lock on SQLite)."""
+    return request.app.state.runtime.db.sessions()
+
+
 def _key(request: Request) -> str:
     return tombstone_key(request.app.state.runtime.settings)
 
@@ -195,7 +200,7 @@ def put_customer(customer_id: CustomerId, body: CustomerIn, request: Request,
 def get_customer_route(customer_id: CustomerId, request: Request, _who: Writer
                        ) -> dict[str, Any]:
     """The profile with its addresses and active push subscriptions."""
-    with _session(request) as session:
+    with _reader(request) as session:
         return customer_json(session, _existing(session, request, customer_id))
 
 
@@ -210,7 +215,7 @@ def delete_customer(customer_id: CustomerId, request: Request, _who: Writer) -> 
 @router.get("/{customer_id}/export")
 def export_route(customer_id: CustomerId, request: Request, _who: Writer) -> dict[str, Any]:
     """Everything held about the customer (GDPR access / portability)."""
-    with _session(request) as session:
+    with _reader(request) as session:
         _existing(session, request, customer_id)
         data = export_customer(session, customer_id)
     assert data is not None
@@ -221,7 +226,7 @@ def export_route(customer_id: CustomerId, request: Request, _who: Writer) -> dic
 def get_preferences(customer_id: CustomerId, request: Request, _who: Writer
                     ) -> dict[str, Any]:
     """Channels per category, opt-outs, quiet hours, frequency, language and tone."""
-    with _session(request) as session:
+    with _reader(request) as session:
         customer = _existing(session, request, customer_id)
         return preferences_json(customer)
 
@@ -262,7 +267,7 @@ def put_preferences(customer_id: CustomerId, body: PreferencesIn, request: Reque
 @router.get("/{customer_id}/consents")
 def get_consents(customer_id: CustomerId, request: Request, _who: Writer) -> dict[str, Any]:
     """The full ledger history and the current state derived from it."""
-    with _session(request) as session:
+    with _reader(request) as session:
         _existing(session, request, customer_id)
         entries = consent_entries(session, customer_id)
         return {"history": [consent_json(e) for e in entries], "state": state_json(entries)}
