@@ -125,3 +125,11 @@ class Notification(Base):
     history: Mapped[list[Any]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# throttling: the limiter's tables are defined with its SQL backend; registered here so that
+# the hub's metadata (Alembic, tests) knows them. Migration: 0003_throttling.
+from throttling.backends.sql_tables import metadata as _throttle_metadata  # noqa: E402
+
+for _table in _throttle_metadata.tables.values():
+    _table.to_metadata(Base.metadata)

@@ -18,9 +18,10 @@ from hub.models import Event, OutboxJob
 from preferences import Profile, Resolution, resolve
 from templates import RenderError, Renderer, RenderRequest
 from templates.renderer import TemplateMissing
-from throttling import Limiter, ThrottleRequest, Verdict
+from throttling import DigestBatch, Limiter, ThrottleRequest, Verdict
 
 log = get_logger("pipeline")
+DIGEST_TEMPLATE = "digest.daily"  # rendered with context["digest"] for a daily digest release
 
 
 class Outcome(enum.StrEnum):
@@ -66,6 +67,7 @@ class _Loaded:
     event_pk: int
     payload: dict[str, Any]
     profile: Profile
+    preferences: dict[str, Any] = field(default_factory=dict)
 
 
 class Pipeline:
@@ -87,7 +89,8 @@ class Pipeline:
             customer = upsert_inline(session, event.payload["customer"])
             event.state = "processing"
             session.flush()
-            return _Loaded(event.id, event.payload, to_profile(customer))
+            return _Loaded(event.id, event.payload, to_profile(customer),
+                           dict(customer.preferences or {}))
 
     def run(self, job_id: int) -> JobOutcome | None:
         """Processes one job; returns None if the job no longer exists or is finished."""
@@ -126,18 +129,7 @@ class Pipeline:
         payload, profile = loaded.payload, loaded.profile
         etype = event_types()[payload["type"]]
         parcel = payload.get("parcel") or {}
-        request = ThrottleRequest(
-            customer_id=profile.customer_id,
-            channel=channel,
-            category=etype.category,
-            event_type=etype.name,
-            occurred_at=datetime.fromisoformat(payload["occurred_at"]),
-            now=utcnow(),
-            tracking_number=parcel.get("tracking_number"),
-            status_rank=etype.rank,
-            urgent=etype.urgent,
-            time_zone=profile.time_zone,
-        )
+        request = throttle_request(loaded, channel)
         verdict = self.stages.limiter.check(request)
         if verdict.verdict is Verdict.DROP:
             return ChannelDecision(channel, Outcome.DROPPED, verdict.reason)
@@ -146,10 +138,13 @@ class Pipeline:
                 channel, Outcome.DEFERRED, verdict.reason, f"until {verdict.until:%Y-%m-%dT%H:%M%z}"
                 if verdict.until else None, verdict.until
             )
+        context = render_context(payload, profile)
+        if verdict.digest is not None:
+            context["digest"] = digest_context(verdict.digest)
         try:
             rendered = self.stages.renderer.render(
-                RenderRequest(etype.name, channel, resolution.locales, resolution.tone,
-                              render_context(payload, profile))
+                RenderRequest(DIGEST_TEMPLATE if verdict.digest else etype.name, channel,
+                              resolution.locales, resolution.tone, context)
             )
         except RenderError as exc:
             self.stages.limiter.release(request)
@@ -175,6 +170,44 @@ class Pipeline:
                 retry_after=result.retry_after,
             )
         return ChannelDecision(channel, Outcome.FAILED, "provider_permanent", result.error)
+
+
+def throttle_request(loaded: _Loaded, channel: str) -> ThrottleRequest:
+    """The limiter's question for one channel of the job's event, with the customer's
+    throttling choices (preferences keys quiet_hours/frequency/digest, or `throttling`)."""
+    payload, profile = loaded.payload, loaded.profile
+    etype = event_types()[payload["type"]]
+    parcel = payload.get("parcel") or {}
+    deadline = (parcel.get("pickup_point") or {}).get("deadline")
+    prefs = loaded.preferences
+    overrides = {k: prefs[k] for k in ("quiet_hours", "frequency", "digest") if k in prefs}
+    overrides.update(prefs.get("throttling") or {})
+    return ThrottleRequest(
+        customer_id=profile.customer_id,
+        channel=channel,
+        category=etype.category,
+        event_type=etype.name,
+        occurred_at=datetime.fromisoformat(payload["occurred_at"]),
+        now=utcnow(),
+        tracking_number=parcel.get("tracking_number"),
+        status_rank=etype.rank,
+        urgent=etype.urgent,
+        time_zone=profile.time_zone,
+        event_ref=str(loaded.event_pk),
+        deadline=datetime.fromisoformat(deadline) if deadline else None,
+        overrides=overrides,
+        summary={"event_id": payload["event_id"], "data": payload.get("data") or {}},
+    )
+
+
+def digest_context(batch: DigestBatch) -> dict[str, Any]:
+    """What the digest template gets under `digest`: the held items, oldest first."""
+    return {
+        "count": len(batch.items),
+        "due": batch.due.isoformat(),
+        "items": [{"event_type": i.event_type, "category": i.category,
+                   "occurred_at": i.occurred_at.isoformat(), **i.summary} for i in batch.items],
+    }
 
 
 def render_context(payload: dict[str, Any], profile: Profile) -> dict[str, Any]:

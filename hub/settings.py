@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -51,6 +52,16 @@ class Settings(BaseSettings):
     vapid_public_key: str | None = None
     vapid_subject: str = "mailto:ops@parcelhub.example"
     apprise_urls: list[str] = Field(default_factory=list)
+    # throttling: counter backend, policy file, Redis key prefix (HUB_REDIS_URL above).
+    throttle_backend: Literal["sql", "redis", "memory", "off"] = Field(
+        default="sql", description="Counters: sql (the hub's database), redis, memory, off."
+    )
+    throttle_policy_file: str | None = Field(
+        default=None, description="Throttling policy TOML; the packaged default when unset."
+    )
+    throttle_redis_prefix: str = Field(
+        default="hub:throttle:", description="Key prefix of the Redis counters."
+    )
     log_level: str = "INFO"
     log_json: bool = True
 
