@@ -10,7 +10,7 @@ from sqlalchemy import inspect
 from channels import ChannelAdapter
 from channels.registry import adapter_classes
 from hub import migrate
-from hub.db import Database
+from hub.db import Database, make_engine
 from hub.keys import KeyVerifier
 from hub.pipeline import Pipeline, Stages
 from hub.settings import Settings
@@ -50,7 +50,9 @@ def build_limiter(settings: Settings, db: Database) -> Limiter:
     elif settings.throttle_backend == "memory":
         store = MemoryCounterStore()
     else:
-        store = SqlCounterStore(db.engine)
+        # Its own pool, so that relaxing SQLite's fsync for counters leaves events durable.
+        store = SqlCounterStore(make_engine(settings.database_url), owns_engine=True,
+                                sqlite_synchronous=settings.throttle_sqlite_synchronous)
     return PolicyLimiter(policy, store, SqlDigestBook(db.engine))
 
 
@@ -89,4 +91,7 @@ class HubRuntime:
             self.worker.stop()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        close_limiter = getattr(self.pipeline.stages.limiter, "close", None)
+        if close_limiter is not None:
+            close_limiter()
         self.db.dispose()

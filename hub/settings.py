@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     throttle_redis_prefix: str = Field(
         default="hub:throttle:", description="Key prefix of the Redis counters."
     )
+    throttle_sqlite_synchronous: Literal["NORMAL", "FULL"] = Field(
+        default="NORMAL", description="fsync of the SQLite counters (events stay FULL)."
+    )
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -1,4 +1,4 @@
-"""Frequency caps, quiet hours, collapse and dedupe: pure policy and decision, pluggable counters."""
+"""Frequency caps, quiet hours, collapse, dedupe: pure policy and decision, pluggable counters."""
 
 from throttling.backends import CounterStore, MemoryCounterStore
 from throttling.decision import (

@@ -1,4 +1,4 @@
-"""Quiet hours in the customer's zone: DST changes in Europe/Warsaw, and properties over any zone."""
+"""Quiet hours in the customer's zone: DST changes in Europe/Warsaw, properties over any zone."""
 
 from __future__ import annotations
 
@@ -66,7 +66,9 @@ def test_unknown_zone_falls_back_to_warsaw() -> None:
     assert NIGHT.window_end(utc(2026, 3, 28, 20, 0), "Mars/Olympus") == utc(2026, 3, 29, 6, 0)
 
 
-ZONES = sorted(z for z in available_timezones() if "/" in z and not z.startswith(("Etc", "SystemV")))
+ZONES = sorted(
+    z for z in available_timezones() if "/" in z and not z.startswith(("Etc", "SystemV"))
+)
 instants = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2037, 12, 31),
                         timezones=st.just(UTC))
 clocks = st.builds(time, st.integers(0, 23), st.sampled_from([0, 15, 30, 45]))

@@ -18,10 +18,11 @@ from throttling.ledger import Admission, Outcome, ParcelStatus, Ticket
 PARCEL_TTL_MS = 45 * 86400 * 1000
 
 _ADMIT = """
-local token, now, hold = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1'
-local has_parcel, pkey, field = ARGV[4] == '1', KEYS[1], ARGV[6]
+local token, now, flags = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local hold, has_parcel = string.sub(flags, 1, 1) == '1', string.sub(flags, 2, 2) == '1'
+local pkey, field = KEYS[1], ARGV[5]
 if has_parcel then
-  local rank = tonumber(ARGV[5])
+  local rank = tonumber(ARGV[4])
   local maxr = tonumber(redis.call('HGET', pkey, 'rank') or '0')
   local mark = redis.call('HGET', pkey, field)
   local state, owner = false, false
@@ -30,9 +31,11 @@ if has_parcel then
     if state == 'held' then return {'superseded', ''} end
     return {'stale', ''}
   end
-  if state == 'sent' and owner ~= token and ARGV[7] ~= '1' then return {'duplicate', ''} end
+  if state == 'sent' and owner ~= token and string.sub(flags, 3, 3) ~= '1' then
+    return {'duplicate', ''}
+  end
   if rank > maxr then redis.call('HSET', pkey, 'rank', rank) end
-  redis.call('PEXPIRE', pkey, ARGV[8])
+  redis.call('PEXPIRE', pkey, PARCEL_TTL_MS)
 end
 local function store_mark()
   if not has_parcel then return end
@@ -48,22 +51,22 @@ if hold then
   store_mark()
   return {'held', ''}
 end
+local windows = {}
 for i = 2, #KEYS do
-  local base = 8 + (i - 2) * 3
-  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - tonumber(ARGV[base + 2]))
+  local limit, window, rule = string.match(ARGV[i + 4], '^(%d+) (%d+) (.*)$')
+  windows[i] = window
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - tonumber(window))
   if not redis.call('ZSCORE', KEYS[i], token) then
-    if redis.call('ZCARD', KEYS[i]) >= tonumber(ARGV[base + 1]) then
-      return {'capped', ARGV[base + 3]}
-    end
+    if redis.call('ZCARD', KEYS[i]) >= tonumber(limit) then return {'capped', rule} end
   end
 end
 for i = 2, #KEYS do
   redis.call('ZADD', KEYS[i], 'NX', now, token)
-  redis.call('PEXPIRE', KEYS[i], ARGV[8 + (i - 2) * 3 + 2])
+  redis.call('PEXPIRE', KEYS[i], windows[i])
 end
 store_mark()
 return {'admitted', ''}
-"""
+""".replace("PARCEL_TTL_MS", str(PARCEL_TTL_MS))
 
 _RELEASE = """
 for i = 2, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
@@ -97,11 +100,11 @@ class RedisCounterStore:
     def admit(self, ticket: Ticket) -> Admission:
         """See CounterStore.admit."""
         parcel = ticket.parcel
-        args: list[Any] = [ticket.token, ticket.now_ms, int(ticket.hold), int(parcel is not None),
-                           parcel.rank if parcel else 0, _field(parcel),
-                           int(parcel.repeatable) if parcel else 0, PARCEL_TTL_MS]
-        for cap in ticket.caps:
-            args += [cap.limit, cap.window_ms, cap.rule]
+        repeatable = bool(parcel and parcel.repeatable)
+        flags = f"{int(ticket.hold)}{int(parcel is not None)}{int(repeatable)}"
+        args: list[Any] = [ticket.token, ticket.now_ms, flags, parcel.rank if parcel else 0,
+                           _field(parcel)]
+        args += [f"{cap.limit} {cap.window_ms} {cap.rule}" for cap in ticket.caps]
         outcome, rule = self._admit(keys=self._keys(ticket), args=args)
         return Admission(Outcome(_text(outcome)), _text(rule) or None)
 
