@@ -167,3 +167,21 @@ def test_two_processes_of_eight_threads_never_exceed_the_cap(
         assert refused.outcome is Outcome.CAPPED
     finally:
         close()
+
+
+def test_sql_purge_forgets_old_rows(location: tuple[str, str]) -> None:
+    backend, where = location
+    if backend not in ("sqlite", "postgresql"):
+        pytest.skip("housekeeping of the SQL tables (Redis keys expire by themselves)")
+    from throttling.backends.sql import SqlCounterStore
+
+    store, close = make_store(backend, where)
+    assert isinstance(store, SqlCounterStore)
+    try:
+        cap = ("daily", 1, 1440 * MIN)
+        assert outcome(store, "a", T0, cap, parcel=("PL1", "parcel.delivered", 100)) == "admitted"
+        assert store.purge(T0 + 1) == 3  # one hit, one parcel rank, one mark
+        assert outcome(store, "b", T0 + 2, cap, parcel=("PL1", "parcel.delivered", 100)) == (
+            "admitted")
+    finally:
+        close()

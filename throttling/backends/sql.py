@@ -192,11 +192,16 @@ class SqlCounterStore:
                 self._run(conn, _DROP_MARK, {**_parcel_params(ticket.parcel), "t": ticket.token})
 
     def purge(self, before_ms: int) -> int:
-        """Deletes hits older than `before_ms` (housekeeping); returns how many."""
+        """Housekeeping: deletes hits, parcel ranks and marks last touched before `before_ms`
+        (pass now minus the longest cap window, or more); returns how many rows went."""
+        gone = 0
         with self.engine.begin() as conn:
-            result = self._run(conn, "DELETE FROM throttle_hits WHERE at_ms < :b",
-                               {"b": before_ms})
-            return int(result.rowcount or 0)
+            for table, column in (("throttle_hits", "at_ms"), ("throttle_parcels", "updated_ms"),
+                                  ("throttle_marks", "updated_ms")):
+                result = self._run(conn, f"DELETE FROM {table} WHERE {column} < :b",
+                                   {"b": before_ms})
+                gone += int(result.rowcount or 0)
+        return gone
 
     def close(self) -> None:
         """Disposes the engine if the store owns it."""
