@@ -179,3 +179,22 @@ def test_daily_digest_holds_and_releases_one_message(database_url: str, tmp_path
             assert outcomes == {"sent", "digest_merged"}
     finally:
         rt.db.dispose()
+
+
+def test_released_message_is_resolved_again(database_url: str, tmp_path: Path) -> None:
+    rt = start(database_url, tmp_path, hold="1s")
+    now = datetime.now(UTC)
+    try:
+        with client_for(rt) as client:
+            post(client, "evt-transit", "parcel.in_transit", occurred_at=now.isoformat())
+            drain(rt)
+            assert decisions(client, "evt-transit")[0] == ("sms", "deferred", "collapse_hold")
+            with rt.db.transaction() as session:  # meanwhile the customer prefers e-mail
+                session.execute(update(Customer).values(
+                    preferences={"channels": {"transactional": ["email"]}}))
+            time.sleep(max(0.0, (now + timedelta(seconds=1.1) - datetime.now(UTC))
+                           .total_seconds()))
+            drain(rt)
+            assert decisions(client, "evt-transit") == [("email", "sent", "sent")]
+    finally:
+        rt.db.dispose()
