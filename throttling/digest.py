@@ -1,18 +1,26 @@
 """Daily digest: loyalty/marketing messages held until the customer's chosen hour, then
 released together as one message.
 
-Interface (what the pipeline sees): the limiter answers a held message with
-DEFER(until=<digest time>, reason=digest_held). When the job comes back at that time,
-the first of the customer's jobs to run takes every due item of that customer into one
-`DigestBatch` and gets ALLOW(reason=digest_release, digest=batch): the pipeline renders
-the `digest` template with the batch instead of the event's own template. The other
-jobs whose items went into that batch get DROP(reason=digest_merged). If the batch is
-not sent, `release` gives the items back so the next attempt takes them again.
+Interface (what the pipeline sees):
+1. A message for a customer who chose the digest is answered DEFER(until=<their hour>,
+   reason=digest_held); the item waits in the DigestBook.
+2. At that hour the job runs the whole pipeline again (preferences and consent are
+   re-checked). Reaching the limiter *confirms* the item, which is deferred once more by
+   the policy's `digest.gather` (default 1 minute) so the customer's other jobs confirm
+   theirs too. An item whose job no longer reaches the limiter (consent withdrawn, opted
+   out) is never confirmed and never sent.
+3. After the gather time the first confirmed job takes every confirmed item of the
+   customer into one `DigestBatch`: ALLOW(reason=digest_release, digest=batch). The
+   pipeline renders the digest template with the batch instead of the event's template.
+   Jobs whose items went into that batch get DROP(reason=digest_merged).
+4. If the batch is not sent, `release` gives the items back; the next attempt (a retry
+   or the fallback channel) takes them again.
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Protocol
 
@@ -38,9 +46,13 @@ class DigestBook(Protocol):
         """Keeps `item` until `due`; returns the due time stored first (idempotent per token)."""
         ...
 
+    def confirm(self, customer_id: str, token: str, now: datetime) -> datetime:
+        """Marks the item as re-checked at its due time; returns when it was first confirmed."""
+        ...
+
     def take(self, customer_id: str, claimer: str, now: datetime) -> DigestBatch | None:
-        """Claims every due item of the customer for the batch `claimer` (the claimer's own
-        item included); None when the claimer's item already went out in another batch."""
+        """Claims every confirmed, unclaimed item of the customer for the batch `claimer`;
+        None when the claimer's own item already went into another batch."""
         ...
 
     def give_back(self, customer_id: str, claimer: str) -> None:
@@ -48,38 +60,57 @@ class DigestBook(Protocol):
         ...
 
 
+@dataclass(slots=True)
+class _Held:
+    customer_id: str
+    item: DigestItem
+    due: datetime
+    ready: datetime | None = None
+    batch: str | None = None
+
+
 class MemoryDigestBook:
     """Digest items in a dict (tests and single-process tools)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._items: dict[str, tuple[str, DigestItem, datetime, str | None]] = {}
+        self._items: dict[str, _Held] = {}
 
     def hold(self, customer_id: str, item: DigestItem, due: datetime) -> datetime:
         """See DigestBook.hold."""
         with self._lock:
-            stored = self._items.setdefault(item.token, (customer_id, item, due, None))
-            return stored[2]
+            return self._items.setdefault(item.token, _Held(customer_id, item, due)).due
+
+    def confirm(self, customer_id: str, token: str, now: datetime) -> datetime:
+        """See DigestBook.confirm."""
+        with self._lock:
+            held = self._items[token]
+            held.ready = held.ready or now
+            return held.ready
 
     def take(self, customer_id: str, claimer: str, now: datetime) -> DigestBatch | None:
         """See DigestBook.take."""
         with self._lock:
             own = self._items.get(claimer)
-            if own is not None and own[3] not in (None, claimer):
+            if own is not None and own.batch not in (None, claimer):
                 return None
-            for token, (customer, item, due, batch) in list(self._items.items()):
-                if customer == customer_id and batch is None and due <= now:
-                    self._items[token] = (customer, item, due, claimer)
-            mine = [(item, due) for customer, item, due, batch in self._items.values()
-                    if batch == claimer]
+            mine = []
+            for held in self._items.values():
+                if held.customer_id != customer_id or held.ready is None:
+                    continue
+                if held.batch is None:
+                    held.batch = claimer
+                if held.batch == claimer:
+                    mine.append(held)
             if not mine:
                 return None
-            items = tuple(sorted((i for i, _ in mine), key=lambda i: (i.occurred_at, i.token)))
-            return DigestBatch(customer_id, "", max(d for _, d in mine), items)
+            items = tuple(h.item for h in sorted(mine, key=lambda h: (h.item.occurred_at,
+                                                                       h.item.token)))
+            return DigestBatch(customer_id, "", max(h.due for h in mine), items)
 
     def give_back(self, customer_id: str, claimer: str) -> None:
         """See DigestBook.give_back."""
         with self._lock:
-            for token, (customer, item, due, batch) in list(self._items.items()):
-                if batch == claimer:
-                    self._items[token] = (customer, item, due, None)
+            for held in self._items.values():
+                if held.batch == claimer:
+                    held.batch = None

@@ -75,6 +75,10 @@ class PolicyLimiter:
                                 next_digest_time(request.now, hour, request.time_zone))
         if due > request.now:
             return ThrottleDecision(Verdict.DEFER, Reason.DIGEST_HELD, due)
+        gathered = self.digests.confirm(request.customer_id, ref, request.now) + (
+            self.policy.digest.gather)
+        if gathered > request.now:
+            return ThrottleDecision(Verdict.DEFER, Reason.DIGEST_HELD, gathered)
         batch = self.digests.take(request.customer_id, ref, request.now)
         if batch is None:
             return ThrottleDecision(Verdict.DROP, Reason.DIGEST_MERGED)

@@ -123,6 +123,7 @@ class DigestRule(_Strict):
 
     categories: tuple[str, ...] = ("loyalty", "marketing")
     default_hour: Annotated[int, Field(ge=0, le=23)] = 18
+    gather: Duration = timedelta(minutes=1)  # confirmed items wait this long for the others
 
 
 class Policy(_Strict):

@@ -171,6 +171,13 @@ def test_daily_digest_holds_and_releases_one_message(database_url: str, tmp_path
                 session.execute(update(throttle_digest).values(
                     due_ms=int(past.timestamp() * 1000)))
                 session.execute(update(OutboxJob).values(not_before=past))
+            drain(rt)  # both jobs are re-checked and confirm their items, then gather
+            assert read_outbox(tmp_path / "outbox.jsonl") == []
+            long_ago = datetime.now(UTC) - timedelta(minutes=2)
+            with rt.db.transaction() as session:
+                session.execute(update(throttle_digest).values(
+                    ready_ms=int(long_ago.timestamp() * 1000)))
+                session.execute(update(OutboxJob).values(not_before=past))
             drain(rt)
             sent = read_outbox(tmp_path / "outbox.jsonl")
             assert len(sent) == 1

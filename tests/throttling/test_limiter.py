@@ -150,24 +150,34 @@ def test_invalid_overrides_fall_back_to_the_policy(limiter: PolicyLimiter) -> No
         "quiet_hours"]
 
 
-def test_digest_holds_then_releases_one_batch() -> None:
+def at(req: ThrottleRequest, now: datetime, **over: Any) -> ThrottleRequest:
+    return ThrottleRequest(**{**_fields(req), "now": now, **over})
+
+
+def test_digest_holds_gathers_then_releases_one_batch() -> None:
     limiter = PolicyLimiter(load_policy(), MemoryCounterStore())
     choice = {"digest": {"hour": 18}}
     first = request("loyalty.points_earned", channel="email", overrides=choice,
                     summary={"event_id": "e1"})
     second = request("marketing.campaign", channel="email", overrides=choice,
                      now=NOON + timedelta(hours=2), summary={"event_id": "e2"})
+    late = request("loyalty.points_expiring", channel="email", overrides=choice,
+                   now=NOON + timedelta(hours=3), summary={"event_id": "e3"})
     due = datetime(2026, 11, 25, 17, 0, tzinfo=UTC)  # 18:00 CET
-    for held in (first, second):
+    gathered = due + timedelta(minutes=1)
+    for held in (first, second, late):
         decision = limiter.check(held)
         assert (decision.verdict, decision.reason, decision.until) == (
             Verdict.DEFER, Reason.DIGEST_HELD, due)
-    released = limiter.check(ThrottleRequest(**{**_fields(first), "now": due}))
+    # at 18:00 the jobs that still reach the limiter confirm their items and gather;
+    # `late` never comes back (e.g. consent withdrawn), so its item is never sent
+    for held in (first, second):
+        assert limiter.check(at(held, due)).until == gathered
+    released = limiter.check(at(first, gathered))
     assert (released.verdict, released.reason) == (Verdict.ALLOW, Reason.DIGEST_RELEASE)
     assert released.digest is not None and released.digest.channel == "email"
     assert [i.summary["event_id"] for i in released.digest.items] == ["e1", "e2"]
-    merged = limiter.check(ThrottleRequest(**{**_fields(second), "now": due}))
-    assert merged.reason == Reason.DIGEST_MERGED
+    assert limiter.check(at(second, gathered)).reason == Reason.DIGEST_MERGED
     # a transactional message is never held for the digest
     assert verdicts(limiter, request("parcel.delivered", overrides=choice)) == ["within_limits"]
 
@@ -176,13 +186,12 @@ def test_digest_not_sent_is_given_back() -> None:
     limiter = PolicyLimiter(load_policy(), MemoryCounterStore())
     held = request("loyalty.points_earned", channel="email", overrides={"digest": {"hour": 12}},
                    now=NOON - timedelta(hours=3))
-    due = limiter.check(held).until
-    assert due == NOON
-    at_due = ThrottleRequest(**{**_fields(held), "now": NOON})
-    assert limiter.check(at_due).verdict is Verdict.ALLOW
-    limiter.release(at_due)
-    retry = limiter.check(ThrottleRequest(**{**_fields(held), "now": NOON,
-                                             "channel": "push"}))
+    assert limiter.check(held).until == NOON
+    assert limiter.check(at(held, NOON)).until == NOON + timedelta(minutes=1)
+    later = NOON + timedelta(minutes=1)
+    assert limiter.check(at(held, later)).verdict is Verdict.ALLOW
+    limiter.release(at(held, later))
+    retry = limiter.check(at(held, later, channel="push"))
     assert retry.digest is not None and len(retry.digest.items) == 1
 
 

@@ -46,6 +46,16 @@ class SqlDigestBook:
                 summary=item.summary, batch=None))
             return due
 
+    def confirm(self, customer_id: str, token: str, now: datetime) -> datetime:
+        """See DigestBook.confirm."""
+        d = throttle_digest.c
+        with self.engine.begin() as conn:
+            self._lock(conn, customer_id)
+            conn.execute(update(throttle_digest).where(
+                d.item_ref == token, d.ready_ms.is_(None)).values(ready_ms=to_ms(now)))
+            ready = conn.execute(select(d.ready_ms).where(d.item_ref == token)).scalar()
+        return from_ms(ready if ready is not None else to_ms(now))
+
     def take(self, customer_id: str, claimer: str, now: datetime) -> DigestBatch | None:
         """See DigestBook.take."""
         d = throttle_digest.c
@@ -55,7 +65,7 @@ class SqlDigestBook:
             if own is not None and own.batch not in (None, claimer):
                 return None
             conn.execute(update(throttle_digest).where(
-                d.customer_id == customer_id, d.batch.is_(None), d.due_ms <= to_ms(now)
+                d.customer_id == customer_id, d.batch.is_(None), d.ready_ms.is_not(None)
             ).values(batch=claimer))
             rows = conn.execute(select(throttle_digest).where(
                 and_(d.customer_id == customer_id, d.batch == claimer)

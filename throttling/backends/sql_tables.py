@@ -51,6 +51,7 @@ throttle_digest = Table(
     Column("category", String(16), nullable=False),
     Column("occurred_ms", BigInteger, nullable=False),
     Column("due_ms", BigInteger, nullable=False),
+    Column("ready_ms", BigInteger, nullable=True),
     Column("summary", JSON, nullable=False),
     Column("batch", String(200), nullable=True),
     Index("ix_throttle_digest_due", "customer_id", "batch", "due_ms"),

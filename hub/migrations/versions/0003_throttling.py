@@ -53,6 +53,7 @@ def upgrade() -> None:
         sa.Column("category", sa.String(length=16), nullable=False),
         sa.Column("occurred_ms", sa.BigInteger(), nullable=False),
         sa.Column("due_ms", sa.BigInteger(), nullable=False),
+        sa.Column("ready_ms", sa.BigInteger(), nullable=True),
         sa.Column("summary", sa.JSON(), nullable=False),
         sa.Column("batch", sa.String(length=200), nullable=True),
         sa.PrimaryKeyConstraint("id"),
