@@ -32,7 +32,13 @@ from sqlalchemy import create_engine, text  # noqa: E402
 
 from hub import migrate  # noqa: E402
 from hub.db import Database  # noqa: E402
-from throttling import CounterStore, PolicyLimiter, ThrottleRequest, load_policy  # noqa: E402
+from throttling import (  # noqa: E402
+    CounterStore,
+    PolicyLimiter,
+    ThrottleRequest,
+    Verdict,
+    load_policy,
+)
 from throttling.backends.redis import RedisCounterStore  # noqa: E402
 from throttling.backends.sql import SqlCounterStore  # noqa: E402
 from throttling.policy import QuietHoursRule  # noqa: E402
@@ -167,8 +173,8 @@ def requests(size: int, count: int, now: datetime, tag: str = "") -> list[Thrott
     return made
 
 
-def run(backend: str, size: int, count: int, rounds: int) -> tuple[float, float]:
-    """(median decisions per second over `rounds`, seconds spent loading)."""
+def run(backend: str, size: int, count: int, rounds: int) -> tuple[float, float, float]:
+    """(median decisions per second over `rounds`, seconds spent loading, share allowed)."""
     now = datetime.now(UTC)
     seed_at = int((now - timedelta(days=2)).timestamp() * 1000)
     policy = load_policy().model_copy(update={"quiet_hours": QuietHoursRule(enabled=False)})
@@ -178,14 +184,14 @@ def run(backend: str, size: int, count: int, rounds: int) -> tuple[float, float]
         limiter = PolicyLimiter(policy, store)
         for warm in requests(size, 50, now - timedelta(hours=1), "w"):
             limiter.check(warm)
-        rates = []
+        rates, allowed = [], 0
         for r in range(rounds):
             batch = requests(size, count, now + timedelta(minutes=r), f"r{r}-")
             began = time.perf_counter()
-            for request in batch:
-                limiter.check(request)
+            verdicts = [limiter.check(request).verdict for request in batch]
             rates.append(count / (time.perf_counter() - began))
-    return statistics.median(rates), loaded
+            allowed += verdicts.count(Verdict.ALLOW)
+    return statistics.median(rates), loaded, allowed / (count * rounds)
 
 
 def main() -> int:
@@ -197,14 +203,14 @@ def main() -> int:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"{'backend':<11}{'customers':>11}{'decisions/s':>13}{'µs/decision':>13}"
-          f"{'load s':>9}")
+          f"{'load s':>9}{'allowed':>9}")
     for backend in args.backends.split(","):
         rates = []
         for size in sizes:
-            rate, loaded = run(backend, size, args.decisions, args.rounds)
+            rate, loaded, allowed = run(backend, size, args.decisions, args.rounds)
             rates.append(rate)
-            print(f"{backend:<11}{size:>11,}{rate:>13,.0f}{1e6 / rate:>13.0f}{loaded:>9.1f}",
-                  flush=True)
+            print(f"{backend:<11}{size:>11,}{rate:>13,.0f}{1e6 / rate:>13.0f}{loaded:>9.1f}"
+                  f"{allowed:>9.0%}", flush=True)
         if len(rates) > 1:
             print(f"{'':<11}{'cost ratio':>11}{rates[0] / rates[-1]:>13.2f}x "
                   f"({sizes[-1]:,} vs {sizes[0]:,} customers)", flush=True)
