@@ -190,7 +190,9 @@ def throttle_request(loaded: _Loaded, channel: str) -> ThrottleRequest:
     parcel = payload.get("parcel") or {}
     deadline = (parcel.get("pickup_point") or {}).get("deadline")
     prefs = loaded.preferences
-    overrides = {k: prefs[k] for k in ("quiet_hours", "frequency", "digest") if k in prefs}
+    overrides: dict[str, Any] = {
+        k: prefs[k] for k in ("quiet_hours", "frequency", "digest") if k in prefs
+    }
     overrides.update(prefs.get("throttling") or {})
     return ThrottleRequest(
         customer_id=profile.customer_id,
