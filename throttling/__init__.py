@@ -1,4 +1,14 @@
-"""Frequency caps, quiet hours, collapse, dedupe: pure policy and decision, pluggable counters."""
+"""Frequency caps, quiet hours, collapse, dedupe: pure policy and decision, pluggable counters.
+
+    policy = load_policy(path)                      # policy.toml, validated (PolicyError)
+    limiter = PolicyLimiter(policy, SqlCounterStore(engine) | RedisCounterStore(...),
+                            SqlDigestBook(engine))
+    decision = limiter.check(ThrottleRequest(...))  # ALLOW / DEFER(until) / DROP(reason)
+    limiter.release(request)                        # the message was not sent after all
+
+`planning.plan` turns a request into a `Ticket` (pure); a backend executes the ticket in
+one atomic step and answers an `Admission`; `planning.decide` maps it to the verdict.
+"""
 
 from throttling.backends import CounterStore, MemoryCounterStore
 from throttling.decision import (
