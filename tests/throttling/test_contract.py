@@ -4,17 +4,21 @@ ledger (stale, superseded, duplicate) and concurrency."""
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.throttling.conftest import backend_params
 from tests.throttling.stores import make_store, ticket
-from throttling import CounterStore
+from throttling import CounterStore, MemoryCounterStore
 from throttling.ledger import Outcome
 
 pytestmark = pytest.mark.parametrize(
@@ -185,3 +189,37 @@ def test_sql_purge_forgets_old_rows(location: tuple[str, str]) -> None:
             "admitted")
     finally:
         close()
+
+
+STATUSES = [("parcel.in_transit", 20), ("parcel.out_for_delivery", 30),
+            ("parcel.delivered", 100), ("parcel.delayed", 0)]
+operations = st.lists(
+    st.tuples(
+        st.sampled_from(["admit", "admit", "hold", "release"]),
+        st.integers(0, 5),  # which message (slot owner)
+        st.integers(0, 90 * MIN),  # time step
+        st.sampled_from(STATUSES + [None]),
+        st.sampled_from(["sms", "email"]),
+    ),
+    min_size=1, max_size=25,
+)
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=operations)
+def test_same_answers_as_the_reference_store(store: CounterStore, ops: list[Any]) -> None:
+    reference = MemoryCounterStore()
+    customer = f"c-{secrets.token_hex(4)}"  # examples share the store, not their counters
+    now = T0
+    caps = (("hourly", 2, 60 * MIN), ("daily", 3, 1440 * MIN))
+    for action, owner, step, status, channel in ops:
+        now += step
+        parcel = ("PL1", *status) if status else None
+        made = ticket(f"m{owner}", now, *caps, customer=customer, parcel=parcel,
+                      channel=channel, hold=action == "hold")
+        if action == "release":
+            reference.release(made)
+            store.release(made)
+        else:
+            assert store.admit(made) == reference.admit(made), (action, owner, status)
