@@ -1,4 +1,9 @@
-"""Render a message from the catalog in a sandboxed Jinja environment."""
+"""Render a message from the catalog in an immutable Jinja sandbox.
+
+Templates are compiled once (the environment never reloads, and the resolved template for
+each event × channel × locale chain × tone is memoised). Undefined variables and printed
+None values are errors, so a gap shows up at preview time, not as a blank in an SMS.
+"""
 
 from __future__ import annotations
 
@@ -6,58 +11,213 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound
+from jinja2 import FileSystemLoader, PrefixLoader, StrictUndefined, Template
+from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-CATALOG = Path(__file__).with_name("catalog")
+from templates import email
+from templates.catalog import (
+    CATALOG_DIR,
+    DIGEST,
+    OPTIONAL_BLOCKS,
+    REQUIRED_BLOCKS,
+    Coverage,
+    Resolved,
+    candidates,
+    describe_fallbacks,
+    load_budgets,
+    scan,
+    sms_budget,
+)
+from templates.context import RenderContext
+from templates.errors import SandboxViolation, TemplateMissing, UndefinedVariable
+from templates.formatting import Formatter
+from templates.sms import Encoding, Transliteration, apply_policy
 
-
-class TemplateMissing(LookupError):
-    """No template exists for the event type (in any locale of the chain)."""
+LAYOUT_DIR = Path(__file__).with_name("layout")
+__all__ = ["RenderRequest", "RenderedMessage", "Renderer", "SmsInfo", "TemplateMissing"]
 
 
 @dataclass(frozen=True, slots=True)
 class RenderRequest:
+    """One message to render: the locale chain comes from the resolver (preferred first)."""
+
     event_type: str
     channel: str
     locales: tuple[str, ...]
     tone: str
-    context: dict[str, Any] = field(default_factory=dict)
+    context: RenderContext
+
+
+@dataclass(frozen=True, slots=True)
+class SmsInfo:
+    """What an SMS costs after the transliteration policy."""
+
+    encoding: Encoding
+    segments: int
+    units: int
+    budget: int
+    transliterated: bool
+
+    @property
+    def over_budget(self) -> bool:
+        return self.segments > self.budget
 
 
 @dataclass(frozen=True, slots=True)
 class RenderedMessage:
+    """The parts to send (sms: body; email: subject, html, text; push: title, body, url)."""
+
     channel: str
     locale: str
     tone: str
     parts: dict[str, str]
     fallbacks: tuple[str, ...] = ()
+    sms: SmsInfo | None = None
+    template: str = ""
+    warnings: tuple[str, ...] = field(default=())
+
+
+def _no_none(value: Any) -> Any:
+    if value is None:
+        raise UndefinedError("a value printed by the template is empty (None)")
+    return value
 
 
 class Renderer:
-    """Compiles catalog templates once and renders them with plain context values."""
+    """Compiles catalog templates once and renders them from a typed context."""
 
-    def __init__(self, catalog: Path = CATALOG) -> None:
+    def __init__(self, catalog: Path = CATALOG_DIR,
+                 transliteration: Transliteration = Transliteration.OVER_BUDGET) -> None:
+        self.catalog = catalog
+        self.transliteration = transliteration
         self.env = ImmutableSandboxedEnvironment(
-            loader=FileSystemLoader(catalog),
+            loader=PrefixLoader({"catalog": FileSystemLoader(catalog),
+                                 "layout": FileSystemLoader(LAYOUT_DIR)}),
             undefined=StrictUndefined,
-            autoescape=False,
+            autoescape=lambda name: bool(name and name.endswith(".html.j2")),
+            finalize=_no_none,
             trim_blocks=True,
             lstrip_blocks=True,
-            keep_trailing_newline=False,
+            auto_reload=False,
+            cache_size=-1,
         )
+        self.env.globals.clear()  # no range/lipsum/cycler/namespace: nothing to climb from
+        self.files = scan(catalog)
+        self.budgets = load_budgets(catalog)
+        self._resolved: dict[tuple[str, str, tuple[str, ...], str], Resolved | None] = {}
+        self._templates: dict[str, Template] = {}
+
+    def template(self, name: str) -> Template:
+        """A compiled template by its loader name (compiled on first use, then cached)."""
+        found = self._templates.get(name)
+        if found is None:
+            found = self._templates[name] = self.env.get_template(name)
+        return found
+
+    def resolve(self, event_type: str, channel: str, locales: tuple[str, ...],
+                tone: str) -> Resolved | None:
+        """The file serving a request, walking the locale chain and tones; None if none does."""
+        key = (event_type, channel, locales, tone)
+        if key not in self._resolved:
+            self._resolved[key] = self._find(event_type, channel, locales, tone)
+        return self._resolved[key]
+
+    def _find(self, event_type: str, channel: str, locales: tuple[str, ...],
+              tone: str) -> Resolved | None:
+        files = self.files.get(event_type, {})
+        for stem, locale, got_tone in candidates(locales, tone):
+            name = files.get(stem)
+            if name and all(b in self.template(f"catalog/{name}").blocks
+                            for b in REQUIRED_BLOCKS.get(channel, ("body",))):
+                notes = describe_fallbacks((locales[0], tone), (locale, got_tone))
+                return Resolved(f"catalog/{name}", locale, got_tone, notes)
+        return None
+
+    def coverage(self, event_type: str, channel: str, locale: str, tone: str) -> Coverage:
+        """present / fallback / missing for one cell (the chain continues to pl, then en)."""
+        chain = tuple(dict.fromkeys((locale, "pl", "en")))
+        found = self.resolve(event_type, channel, chain, tone)
+        if found is None:
+            return Coverage.MISSING
+        return Coverage.FALLBACK if found.fallbacks else Coverage.PRESENT
 
     def render(self, request: RenderRequest) -> RenderedMessage:
-        """The message parts for one channel; raises TemplateMissing if none exists."""
+        """The message parts for one channel; raises a RenderError subclass on failure."""
+        found = self.resolve(request.event_type, request.channel, request.locales, request.tone)
+        if found is None:
+            raise TemplateMissing(
+                f"no {request.channel} template for {request.event_type} "
+                f"in {'/'.join(request.locales)} ({request.tone})")
+        ctx = request.context
+        if request.event_type == DIGEST:
+            ctx = self._digest_items(ctx, found)
+        blocks = self._blocks(found, request.channel, ctx)
+        return self._assemble(request, found, ctx, blocks)
+
+    def _variables(self, ctx: RenderContext, locale: str, tone: str) -> dict[str, Any]:
+        fmt = Formatter(locale, ctx.time_zone, ctx.now)
+        return {
+            "event_type": ctx.event_type, "parcel": ctx.parcel, "links": ctx.links,
+            "customer": ctx.customer, "brand": ctx.brand, "data": ctx.data, "items": ctx.items,
+            "occurred_at": ctx.occurred_at, "now": ctx.now, "locale": locale,
+            "formal": tone == "formal", "fmt": fmt, "_": fmt.gettext, "gettext": fmt.gettext,
+            "ngettext": fmt.ngettext,
+        }
+
+    def _blocks(self, found: Resolved, channel: str, ctx: RenderContext) -> dict[str, str]:
+        template = self.template(found.name)
+        jctx = template.new_context(self._variables(ctx, found.locale, found.tone))
+        wanted = REQUIRED_BLOCKS.get(channel, ()) + OPTIONAL_BLOCKS.get(channel, ())
+        out: dict[str, str] = {}
         try:
-            template = self.env.get_template(f"{request.event_type}.j2")
-        except TemplateNotFound as exc:
-            raise TemplateMissing(request.event_type) from exc
-        text = template.render(request.context).strip()
-        title, _, body = text.partition("\n")
-        parts = {
-            "sms": {"body": " ".join(text.split())},
-            "email": {"subject": title, "text": text},
-            "push": {"title": title, "body": " ".join(body.split()) or title},
-        }.get(request.channel, {"body": text})
-        return RenderedMessage(request.channel, request.locales[0], request.tone, parts)
+            for name in wanted:
+                block = template.blocks.get(name)
+                if block is not None:
+                    out[name] = "".join(block(jctx)).strip()
+        except SecurityError as exc:
+            raise SandboxViolation(f"{found.name}: blocked by the sandbox: {exc}") from exc
+        except UndefinedError as exc:
+            raise UndefinedVariable(f"{found.name}: {exc}") from exc
+        return out
+
+    def _digest_items(self, ctx: RenderContext, found: Resolved) -> RenderContext:
+        """Each held item rendered as its own push title and body, for the digest to list."""
+        from dataclasses import replace
+
+        from templates.context import build_context
+
+        rendered = []
+        for payload in ctx.items:
+            if "title" in payload and "type" not in payload:
+                rendered.append(payload)
+                continue
+            item_ctx = build_context(payload, {"name": ctx.customer.name,
+                                               "segment": ctx.customer.segment,
+                                               "time_zone": ctx.time_zone},
+                                     now=ctx.now, brand=ctx.brand,
+                                     preference_url=ctx.links.preferences)
+            item = self.render(RenderRequest(str(payload["type"]), "push",
+                                             (found.locale, "pl", "en"), found.tone, item_ctx))
+            rendered.append({"type": payload["type"], "title": item.parts["title"],
+                             "body": item.parts["body"], "url": item.parts.get("url", "")})
+        return replace(ctx, items=tuple(rendered))
+
+    def _assemble(self, request: RenderRequest, found: Resolved, ctx: RenderContext,
+                  blocks: dict[str, str]) -> RenderedMessage:
+        common = {"channel": request.channel, "locale": found.locale, "tone": found.tone,
+                  "fallbacks": found.fallbacks, "template": found.name}
+        if request.channel == "sms":
+            budget = sms_budget(self.budgets, request.event_type, found.locale)
+            sms = apply_policy(" ".join(blocks["sms"].split()), self.transliteration, budget)
+            info = SmsInfo(sms.count.encoding, sms.count.segments, sms.count.units, budget,
+                           sms.transliterated)
+            return RenderedMessage(parts={"body": sms.body}, sms=info, **common)  # type: ignore[arg-type]
+        if request.channel == "push":
+            url = blocks.get("push_url") or ctx.links.track or ctx.brand.help_url
+            parts = {"title": " ".join(blocks["push_title"].split()),
+                     "body": " ".join(blocks["push_body"].split()), "url": url}
+            return RenderedMessage(parts=parts, **common)  # type: ignore[arg-type]
+        fmt = Formatter(found.locale, ctx.time_zone, ctx.now)
+        parts = email.compose(self, blocks, ctx, fmt)
+        return RenderedMessage(parts=parts, **common)  # type: ignore[arg-type]
