@@ -20,6 +20,8 @@ def facts(ctx: RenderContext, fmt: Formatter) -> list[tuple[str, str]]:
     """Label/value rows shown under the copy: tracking number, window, pickup, amounts."""
     p, kind, _ = ctx.parcel, ctx.event_type, fmt.gettext
     rows: list[tuple[str, str]] = []
+    if not kind.startswith("parcel."):
+        return rows
     if p.tracking_number:
         rows.append((_("Tracking number"), p.tracking_number))
     if p.eta and kind in ETA_TYPES:

@@ -91,7 +91,11 @@ class Formatter:
 
     def money(self, amount: Decimal | str, currency: str) -> str:
         """12,50 zł; 1 234,50 €."""
-        return format_currency(Decimal(amount), currency, locale=self.babel)
+        text = format_currency(Decimal(amount), currency, locale=self.babel)
+        # en_GB writes "PLN129.90"; an ISO code reads better apart from the digits.
+        if text[:3].isalpha() and text[3:4].isdigit():
+            text = f"{text[:3]}\u00a0{text[3:]}"
+        return text
 
     def number(self, value: float | Decimal) -> str:
         """1 234 in Polish, 1,234 in English."""

@@ -209,7 +209,9 @@ class Renderer:
                   "fallbacks": found.fallbacks, "template": found.name}
         if request.channel == "sms":
             budget = sms_budget(self.budgets, request.event_type, found.locale)
-            sms = apply_policy(" ".join(blocks["sms"].split()), self.transliteration, budget)
+            # Babel puts no-break spaces into amounts ("129,90 zł"); they are not GSM-7.
+            body = " ".join(blocks["sms"].replace("\u00a0", " ").replace("\u202f", " ").split())
+            sms = apply_policy(body, self.transliteration, budget)
             info = SmsInfo(sms.count.encoding, sms.count.segments, sms.count.units, budget,
                            sms.transliterated)
             return RenderedMessage(parts={"body": sms.body}, sms=info, **common)  # type: ignore[arg-type]

@@ -53,12 +53,29 @@ _EXTRA: dict[str, dict[str, Any]] = {
                                     "body": "Nadaj paczkę do niedzieli taniej o 20%.",
                                     "url": "https://parcelhub.example/black-week"}},
 }
-NON_PARCEL = ("loyalty.", "marketing.")
+NON_PARCEL = ("loyalty.", "marketing.", "digest")
 
 
-def sample_event(event_type: str) -> dict[str, Any]:
-    """A realistic event payload of a type (wire shape)."""
+# Free-form copy that the loyalty and campaign systems send in the customer's language.
+_LOCAL_DATA: dict[str, dict[str, dict[str, Any]]] = {
+    "loyalty.tier_reached": {
+        "en": {"benefit": "free returns"}, "uk": {"benefit": "безкоштовне повернення"},
+        "de": {"benefit": "kostenlose Retouren"}},
+    "marketing.campaign": {
+        "en": {"title": "Black Week: 20% off shipping",
+               "body": "Send a parcel by Sunday and pay 20% less."},
+        "uk": {"title": "Black Week: доставка -20%",
+               "body": "Надсилайте посилки до неділі на 20% дешевше."},
+        "de": {"title": "Black Week: 20 % Rabatt auf den Versand",
+               "body": "Bis Sonntag Pakete 20 % günstiger verschicken."}},
+}
+
+
+def sample_event(event_type: str, locale: str = "pl") -> dict[str, Any]:
+    """A realistic event payload of a type (wire shape), free-form data in `locale`."""
     extra = copy.deepcopy(_EXTRA.get(event_type, {}))
+    if locale in _LOCAL_DATA.get(event_type, {}):
+        extra["data"] = {**extra.get("data", {}), **_LOCAL_DATA[event_type][locale]}
     parcel = None if event_type.startswith(NON_PARCEL) else {
         **copy.deepcopy(_PARCEL), **extra.get("parcel", {})}
     event: dict[str, Any] = {"event_id": f"sample-{event_type}", "type": event_type,
@@ -69,7 +86,7 @@ def sample_event(event_type: str) -> dict[str, Any]:
     return event
 
 
-def sample_digest_items() -> list[dict[str, Any]]:
+def sample_digest_items(locale: str = "pl") -> list[dict[str, Any]]:
     """Held loyalty and marketing payloads, as throttling would group them."""
-    return [sample_event("loyalty.points_earned"), sample_event("loyalty.points_expiring"),
-            sample_event("marketing.campaign")]
+    return [sample_event(t, locale) for t in
+            ("loyalty.points_earned", "loyalty.points_expiring", "marketing.campaign")]
