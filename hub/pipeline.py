@@ -16,8 +16,7 @@ from hub.events import event_types
 from hub.logs import get_logger
 from hub.models import Event, OutboxJob
 from preferences import Profile, Resolution, resolve
-from templates import Renderer, RenderRequest
-from templates.renderer import TemplateMissing
+from templates import Renderer, RenderError, RenderRequest, TemplateMissing
 from throttling import Limiter, ThrottleRequest, Verdict
 
 log = get_logger("pipeline")
@@ -146,14 +145,16 @@ class Pipeline:
                 channel, Outcome.DEFERRED, verdict.reason, f"until {verdict.until:%Y-%m-%dT%H:%M%z}"
                 if verdict.until else None, verdict.until
             )
+        renderer = self.stages.renderer
+        context = renderer.context(payload, {"name": profile.name, "segment": profile.segment,
+                                             "time_zone": profile.time_zone}, now=utcnow())
         try:
-            rendered = self.stages.renderer.render(
-                RenderRequest(etype.name, channel, resolution.locales, resolution.tone,
-                              render_context(payload, profile))
-            )
-        except TemplateMissing as exc:
+            rendered = renderer.render(RenderRequest(etype.name, channel, resolution.locales,
+                                                     resolution.tone, context))
+        except RenderError as exc:
             self.stages.limiter.release(request)
-            return ChannelDecision(channel, Outcome.FAILED, "template_missing", str(exc))
+            reason = "template_missing" if isinstance(exc, TemplateMissing) else "template_error"
+            return ChannelDecision(channel, Outcome.FAILED, reason, str(exc))
         adapter = self.stages.transports.get(channel)
         if adapter is None:
             self.stages.limiter.release(request)
@@ -163,10 +164,15 @@ class Pipeline:
             adapter,
             Envelope(loaded.event_pk, profile.customer_id, parcel.get("tracking_number"),
                      etype.name, channel, address, rendered.locale, rendered.parts,
-                     {"event_type": etype.name, "tracking_number": parcel.get("tracking_number")}),
+                     {"event_type": etype.name, "tracking_number": parcel.get("tracking_number"),
+                      **({"sms_segments": rendered.sms.segments,
+                          "sms_encoding": str(rendered.sms.encoding)} if rendered.sms else {})}),
         )
         if result.ok:
-            return ChannelDecision(channel, Outcome.SENT, "sent", result.provider_message_id)
+            fallback = (f"; template fallback: {', '.join(rendered.fallbacks)}"
+                        if rendered.fallbacks else "")
+            return ChannelDecision(channel, Outcome.SENT, "sent",
+                                   f"{result.provider_message_id}{fallback}")
         self.stages.limiter.release(request)
         if result.error_class is ErrorClass.TRANSIENT:
             return ChannelDecision(
@@ -175,15 +181,3 @@ class Pipeline:
             )
         return ChannelDecision(channel, Outcome.FAILED, "provider_permanent", result.error)
 
-
-def render_context(payload: dict[str, Any], profile: Profile) -> dict[str, Any]:
-    """Plain values a template may use."""
-    return {
-        "event": {"type": payload["type"], "occurred_at": payload["occurred_at"]},
-        "parcel": payload.get("parcel") or {},
-        "data": payload.get("data") or {},
-        "customer": {"name": profile.name, "segment": profile.segment},
-        "locale": profile.locale,
-        "tone": profile.tone,
-        "time_zone": profile.time_zone,
-    }

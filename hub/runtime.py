@@ -15,7 +15,7 @@ from hub.keys import KeyVerifier
 from hub.pipeline import Pipeline, Stages
 from hub.settings import Settings
 from hub.worker import Worker
-from templates import Renderer
+from templates import Brand, Renderer, Transliteration
 from throttling import AllowAll
 
 LOGICAL_CHANNELS = ("sms", "email", "push")
@@ -27,8 +27,23 @@ def build_transports(settings: Settings) -> dict[str, ChannelAdapter]:
     return {channel: console for channel in LOGICAL_CHANNELS}
 
 
+def build_renderer(settings: Settings) -> Renderer:
+    """The template renderer with the brand and SMS policy from settings."""
+    brand = Brand(
+        name=settings.templates_brand_name, color=settings.templates_brand_color,
+        text_color=settings.templates_brand_text_color,
+        logo_url=settings.templates_brand_logo_url,
+        footer_address=settings.templates_footer_address, help_url=settings.templates_help_url,
+        preference_url=settings.templates_preference_url
+        or f"{settings.public_base_url.rstrip('/')}/preferences",
+    )
+    return Renderer(transliteration=Transliteration(settings.templates_sms_transliteration),
+                    brand=brand)
+
+
 def build_stages(settings: Settings) -> Stages:
-    return Stages(limiter=AllowAll(), renderer=Renderer(), transports=build_transports(settings))
+    return Stages(limiter=AllowAll(), renderer=build_renderer(settings),
+                  transports=build_transports(settings))
 
 
 @dataclass

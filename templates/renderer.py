@@ -7,7 +7,8 @@ None values are errors, so a gap shows up at preview time, not as a blank in an 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from templates.catalog import (
     scan,
     sms_budget,
 )
-from templates.context import RenderContext
+from templates.context import Brand, RenderContext, build_context
 from templates.errors import SandboxViolation, TemplateMissing, UndefinedVariable
 from templates.formatting import Formatter
 from templates.sms import Encoding, Transliteration, apply_policy
@@ -88,9 +89,11 @@ class Renderer:
     """Compiles catalog templates once and renders them from a typed context."""
 
     def __init__(self, catalog: Path = CATALOG_DIR,
-                 transliteration: Transliteration = Transliteration.OVER_BUDGET) -> None:
+                 transliteration: Transliteration = Transliteration.OVER_BUDGET,
+                 brand: Brand | None = None) -> None:
         self.catalog = catalog
         self.transliteration = transliteration
+        self.brand = brand or Brand()
         self.env = ImmutableSandboxedEnvironment(
             loader=PrefixLoader({"catalog": FileSystemLoader(catalog),
                                  "layout": FileSystemLoader(LAYOUT_DIR)}),
@@ -107,6 +110,13 @@ class Renderer:
         self.budgets = load_budgets(catalog)
         self._resolved: dict[tuple[str, str, tuple[str, ...], str], Resolved | None] = {}
         self._templates: dict[str, Template] = {}
+
+    def context(self, payload: dict[str, Any], profile: dict[str, Any], *, now: datetime,
+                items: list[dict[str, Any]] | None = None,
+                preference_url: str | None = None) -> RenderContext:
+        """The typed context for an event payload and profile, with this renderer's brand."""
+        return build_context(payload, profile, now=now, brand=self.brand, items=items,
+                             preference_url=preference_url)
 
     def template(self, name: str) -> Template:
         """A compiled template by its loader name (compiled on first use, then cached)."""
@@ -183,19 +193,14 @@ class Renderer:
 
     def _digest_items(self, ctx: RenderContext, found: Resolved) -> RenderContext:
         """Each held item rendered as its own push title and body, for the digest to list."""
-        from dataclasses import replace
-
-        from templates.context import build_context
-
         rendered = []
         for payload in ctx.items:
             if "title" in payload and "type" not in payload:
                 rendered.append(payload)
                 continue
-            item_ctx = build_context(payload, {"name": ctx.customer.name,
-                                               "segment": ctx.customer.segment,
-                                               "time_zone": ctx.time_zone},
-                                     now=ctx.now, brand=ctx.brand,
+            profile = {"name": ctx.customer.name, "segment": ctx.customer.segment,
+                       "time_zone": ctx.time_zone}
+            item_ctx = build_context(payload, profile, now=ctx.now, brand=ctx.brand,
                                      preference_url=ctx.links.preferences)
             item = self.render(RenderRequest(str(payload["type"]), "push",
                                              (found.locale, "pl", "en"), found.tone, item_ctx))
@@ -205,8 +210,10 @@ class Renderer:
 
     def _assemble(self, request: RenderRequest, found: Resolved, ctx: RenderContext,
                   blocks: dict[str, str]) -> RenderedMessage:
-        common = {"channel": request.channel, "locale": found.locale, "tone": found.tone,
-                  "fallbacks": found.fallbacks, "template": found.name}
+        def message(parts: dict[str, str], sms: SmsInfo | None = None) -> RenderedMessage:
+            return RenderedMessage(request.channel, found.locale, found.tone, parts,
+                                   found.fallbacks, sms, found.name)
+
         if request.channel == "sms":
             budget = sms_budget(self.budgets, request.event_type, found.locale)
             # Babel puts no-break spaces into amounts ("129,90 zł"); they are not GSM-7.
@@ -214,12 +221,11 @@ class Renderer:
             sms = apply_policy(body, self.transliteration, budget)
             info = SmsInfo(sms.count.encoding, sms.count.segments, sms.count.units, budget,
                            sms.transliterated)
-            return RenderedMessage(parts={"body": sms.body}, sms=info, **common)  # type: ignore[arg-type]
+            return message({"body": sms.body}, info)
         if request.channel == "push":
             url = blocks.get("push_url") or ctx.links.track or ctx.brand.help_url
             parts = {"title": " ".join(blocks["push_title"].split()),
                      "body": " ".join(blocks["push_body"].split()), "url": url}
-            return RenderedMessage(parts=parts, **common)  # type: ignore[arg-type]
+            return message(parts)
         fmt = Formatter(found.locale, ctx.time_zone, ctx.now)
-        parts = email.compose(self, blocks, ctx, fmt)
-        return RenderedMessage(parts=parts, **common)  # type: ignore[arg-type]
+        return message(email.compose(self, blocks, ctx, fmt))
