@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import FileSystemLoader, PrefixLoader, StrictUndefined, Template
-from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from templates import email
@@ -31,7 +31,7 @@ from templates.catalog import (
     sms_budget,
 )
 from templates.context import Brand, RenderContext, build_context
-from templates.errors import SandboxViolation, TemplateMissing, UndefinedVariable
+from templates.errors import RenderError, SandboxViolation, TemplateMissing, UndefinedVariable
 from templates.formatting import Formatter
 from templates.sms import Encoding, Transliteration, apply_policy
 
@@ -122,7 +122,10 @@ class Renderer:
         """A compiled template by its loader name (compiled on first use, then cached)."""
         found = self._templates.get(name)
         if found is None:
-            found = self._templates[name] = self.env.get_template(name)
+            try:
+                found = self._templates[name] = self.env.get_template(name)
+            except TemplateError as exc:
+                raise RenderError(f"{name}: cannot be compiled: {exc}") from exc
         return found
 
     def resolve(self, event_type: str, channel: str, locales: tuple[str, ...],
@@ -189,6 +192,8 @@ class Renderer:
             raise SandboxViolation(f"{found.name}: blocked by the sandbox: {exc}") from exc
         except UndefinedError as exc:
             raise UndefinedVariable(f"{found.name}: {exc}") from exc
+        except TemplateError as exc:  # e.g. an {% include %} of a file outside the catalog
+            raise RenderError(f"{found.name}: {type(exc).__name__}: {exc}") from exc
         return out
 
     def _digest_items(self, ctx: RenderContext, found: Resolved) -> RenderContext:
