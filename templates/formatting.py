@@ -111,5 +111,6 @@ class Formatter:
 
     def ngettext(self, singular: str, plural: str, n: int, **values: object) -> str:
         """The CLDR plural form: 1 paczka, 2 paczki, 5 paczek."""
+        n = int(n)  # a missing value (StrictUndefined) fails here as an undefined variable
         text = i18n.ngettext(self.locale, singular, plural, n)
         return text % {"num": self.number(n), **values}

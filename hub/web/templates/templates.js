@@ -44,7 +44,7 @@
   function update() {
     var c = count(text.value);
     out.textContent = (c.gsm ? "GSM-7" : "UCS-2") + " · " + c.units + " " +
-      (c.gsm ? "znaków" : "jednostek UTF-16") + " · " + c.segments + " SMS (limit " + budget + ")";
+      (c.gsm ? "septetów GSM-7" : "jednostek UTF-16") + " · " + c.segments + " SMS (limit " + budget + ")";
     out.classList.toggle("over", c.segments > budget);
   }
   text.addEventListener("input", update);
