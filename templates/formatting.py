@@ -11,7 +11,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from babel import Locale
-from babel.dates import format_skeleton
+from babel.dates import format_datetime, match_skeleton
 from babel.lists import format_list
 from babel.numbers import format_currency, format_decimal
 
@@ -31,6 +31,29 @@ class MoneyLike(Protocol):
 def zone(name: str) -> tzinfo:
     """A cached ZoneInfo."""
     return ZoneInfo(name)
+
+
+@lru_cache(maxsize=16)
+def babel_locale(name: str) -> Locale:
+    """A parsed Babel locale, cached (Babel parses locale strings on every call)."""
+    return Locale.parse(name)
+
+
+@lru_cache(maxsize=256)
+def _pattern(name: str, skeleton: str) -> str:
+    """The CLDR pattern that best matches a skeleton in a locale (resolved once)."""
+    locale = babel_locale(name)
+    best = match_skeleton(skeleton, locale.datetime_skeletons) or skeleton
+    return str(locale.datetime_skeletons.get(best, best))
+
+
+@lru_cache(maxsize=4096)
+def _money(name: str, amount: Decimal, currency: str) -> str:
+    text = format_currency(amount, currency, locale=babel_locale(name))
+    # en_GB writes "PLN129.90"; an ISO code reads better apart from the digits.
+    if text[:3].isalpha() and text[3:4].isdigit():
+        text = f"{text[:3]}\u00a0{text[3:]}"
+    return text
 
 
 @lru_cache(maxsize=16)
@@ -59,11 +82,12 @@ class Formatter:
 
     def time(self, value: datetime | str) -> str:
         """24-hour clock time: 19:40."""
-        return format_skeleton("Hm", self.local(value), locale=self.babel)
+        return self.date(value, "Hm")
 
     def date(self, value: datetime | str, skeleton: str = "dMMM") -> str:
         """A calendar date, short month by default: 26 lis, 26 Nov, 26. Nov."""
-        return format_skeleton(skeleton, self.local(value), locale=self.babel)
+        return format_datetime(self.local(value), _pattern(self.babel, skeleton),
+                               locale=babel_locale(self.babel))
 
     def day(self, value: datetime | str) -> str:
         """jutro / dzisiaj / pojutrze when close, else the short date."""
@@ -91,19 +115,15 @@ class Formatter:
 
     def money(self, amount: Decimal | str, currency: str) -> str:
         """12,50 zł; 1 234,50 €."""
-        text = format_currency(Decimal(amount), currency, locale=self.babel)
-        # en_GB writes "PLN129.90"; an ISO code reads better apart from the digits.
-        if text[:3].isalpha() and text[3:4].isdigit():
-            text = f"{text[:3]}\u00a0{text[3:]}"
-        return text
+        return _money(self.babel, Decimal(amount), currency)
 
     def number(self, value: float | Decimal) -> str:
         """1 234 in Polish, 1,234 in English."""
-        return format_decimal(value, locale=self.babel)
+        return format_decimal(value, locale=babel_locale(self.babel))
 
     def list(self, items: Iterable[str]) -> str:
         """a, b i c."""
-        return format_list([str(i) for i in items], locale=self.babel)
+        return format_list([str(i) for i in items], locale=babel_locale(self.babel))
 
     def gettext(self, message: str, **values: object) -> str:
         """A shared string from the gettext catalog of this locale."""

@@ -17,6 +17,7 @@ GSM7_BASIC = frozenset(
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
+GSM7_ALL = GSM7_BASIC | GSM7_EXTENSION
 
 SINGLE_LIMITS = {"gsm7": 160, "ucs2": 70}
 PART_LIMITS = {"gsm7": 153, "ucs2": 67}
@@ -63,7 +64,7 @@ class SegmentCount:
 
 def is_gsm7(text: str) -> bool:
     """True when every character is in the GSM-7 basic or extension table."""
-    return all(ch in GSM7_BASIC or ch in GSM7_EXTENSION for ch in text)
+    return GSM7_ALL.issuperset(text)
 
 
 def _costs(text: str, encoding: Encoding) -> list[int]:
@@ -82,15 +83,22 @@ def _parts(costs: list[int], size: int) -> int:
     return parts
 
 
+def _units(text: str, encoding: Encoding) -> int:
+    if encoding is Encoding.GSM7:
+        return len(text) + sum(text.count(ch) for ch in GSM7_EXTENSION)
+    return len(text.encode("utf-16-le")) // 2
+
+
 def count_segments(text: str) -> SegmentCount:
     """The encoding a text needs and how many segments it takes."""
     encoding = Encoding.GSM7 if is_gsm7(text) else Encoding.UCS2
-    costs = _costs(text, encoding)
-    units = sum(costs)
+    units = _units(text, encoding)  # fast path; per-character costs only when split
     if units <= SINGLE_LIMITS[encoding]:
         return SegmentCount(encoding, units, 1 if units else 0, SINGLE_LIMITS[encoding])
     size = PART_LIMITS[encoding]
-    return SegmentCount(encoding, units, _parts(costs, size), size)
+    if units == len(text):  # every character costs one unit: nothing can straddle a part
+        return SegmentCount(encoding, units, -(-units // size), size)
+    return SegmentCount(encoding, units, _parts(_costs(text, encoding), size), size)
 
 
 def fold_to_gsm7(text: str) -> str:

@@ -24,6 +24,7 @@ api = APIRouter(prefix="/v1/templates", tags=["templates"])
 Channel = Literal["sms", "email", "push"]
 Locale = Literal["pl", "en", "uk", "de"]
 Tone = Literal["formal", "informal"]
+Reader = Annotated[Principal, Depends(require(Scope.TEMPLATES_READ))]
 
 
 class PreviewIn(BaseModel):
@@ -146,7 +147,7 @@ def to_out(event_type: str, channel: str, result: Preview) -> PreviewOut:
 
 @api.get("", response_model=CatalogOut)
 def list_templates(request: Request,
-                   _who: Principal = Depends(require(Scope.TEMPLATES_READ))) -> CatalogOut:
+                   _who: Reader) -> CatalogOut:
     """Every template cell (event type × channel × locale × tone): present, fallback, missing."""
     cells = coverage_matrix(renderer_of(request), known_types())
     summary = {status.value: sum(c.status is status for c in cells) for status in Coverage}
@@ -160,7 +161,7 @@ def list_templates(request: Request,
 
 @api.post("/preview", response_model=PreviewOut)
 def preview_template(body: PreviewIn, request: Request,
-                     _who: Principal = Depends(require(Scope.TEMPLATES_READ))) -> PreviewOut:
+                     _who: Reader) -> PreviewOut:
     """Renders one template with sample or given data; rendering problems come back as
     warnings (`ok: false` when nothing could be rendered)."""
     return run_preview(renderer_of(request), body)
@@ -175,7 +176,7 @@ _ADDRESS = {
 
 @api.post("/test-send", response_model=TestSendOut)
 def test_send(body: TestSendIn, request: Request,
-              who: Principal = Depends(require(Scope.TEMPLATES_READ))) -> TestSendOut:
+              who: Reader) -> TestSendOut:
     """Renders the template and sends it to `to` through the configured channel transport."""
     if not _ADDRESS[body.channel].match(body.to):
         raise Problem(422, "validation", f"'to' is not a valid {body.channel} address")

@@ -17,7 +17,8 @@ from templates.samples import PROFILES, SAMPLE_NOW, sample_event
 from tests.helpers import event as wire_event
 from tests.helpers import make_runtime
 
-SMS = "{% block sms %}Paczka {{ parcel.tracking_number }} ({{ locale }}, {{ formal }}){% endblock %}"
+SMS = ("{% block sms %}Paczka {{ parcel.tracking_number }} ({{ locale }}, {{ formal }})"
+       "{% endblock %}")
 
 
 def _catalog(tmp_path: Path, files: dict[str, str]) -> Path:

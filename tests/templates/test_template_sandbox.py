@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from templates import RenderError, Renderer, RenderRequest, SandboxViolation, UndefinedVariable
+from templates import Renderer, RenderError, RenderRequest, SandboxViolation, UndefinedVariable
 from templates.samples import PROFILES, SAMPLE_NOW, sample_event
 
 ATTACKS = {
