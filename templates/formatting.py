@@ -22,6 +22,10 @@ from templates import i18n
 BABEL_LOCALES = {"pl": "pl_PL", "en": "en_GB", "uk": "uk_UA", "de": "de_DE"}
 
 
+# Polish and Ukrainian messages write short dates as digits (26.11); "26 lis" reads clipped.
+SHORT_DATE = {"pl": "dM", "uk": "dM"}
+
+
 class MoneyLike(Protocol):
     amount: Decimal
     currency: str
@@ -84,8 +88,9 @@ class Formatter:
         """24-hour clock time: 19:40."""
         return self.date(value, "Hm")
 
-    def date(self, value: datetime | str, skeleton: str = "dMMM") -> str:
-        """A calendar date, short month by default: 26 lis, 26 Nov, 26. Nov."""
+    def date(self, value: datetime | str, skeleton: str | None = None) -> str:
+        """A calendar date in the locale's short style: 26.11 (pl, uk), 26 Nov, 26. Nov."""
+        skeleton = skeleton or SHORT_DATE.get(self.locale, "dMMM")
         return format_datetime(self.local(value), _pattern(self.babel, skeleton),
                                locale=babel_locale(self.babel))
 

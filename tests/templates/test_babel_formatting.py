@@ -74,7 +74,7 @@ def test_relative_days_and_dates():
     assert f.day("2026-11-25T20:00:00+01:00") == "dzisiaj"
     assert f.day("2026-11-26T08:00:00+01:00") == "jutro"
     assert f.day("2026-11-27T08:00:00+01:00") == "pojutrze"
-    assert f.day("2026-11-30T08:00:00+01:00") == "30 lis"
+    assert f.day("2026-11-30T08:00:00+01:00") == "30.11"
     assert f.date("2026-11-30T08:00:00+01:00", "dMMMM") == "30 listopada"
     assert fmt("uk").date("2026-11-30T08:00:00+01:00", "dMMMM") == "30 листопада"
     assert fmt("en").day("2026-11-30T08:00:00+01:00") == "30 Nov"
