@@ -81,3 +81,22 @@ def test_pipeline_records_the_fallback_in_the_decision(tmp_path):
         assert email.outcome == "skipped"  # sms settled the event; email was a fallback route
     finally:
         runtime.stop()
+
+
+def test_pipeline_records_a_render_error_as_a_failed_decision(tmp_path):
+    runtime = make_runtime(f"sqlite:///{tmp_path / 'hub.db'}", tmp_path)
+    try:
+        broken = "{% block sms %}{{ parcel.pickup_point.locker_pin }}{% endblock %}"
+        renderer = Renderer(_catalog(tmp_path, {"pl.j2": broken}))
+        stages = runtime.pipeline.stages
+        pipeline = Pipeline(runtime.db, Stages(stages.limiter, renderer, stages.transports))
+        accept(runtime.db, "test", [EventIn.model_validate(wire_event("evt-broken"))])
+        Worker(runtime.db, pipeline, runtime.settings).drain(timeout=10)
+        with runtime.db.sessions() as session:
+            decisions = {d.channel: d for d in session.scalars(select(Decision)).all()}
+        assert decisions["sms"].outcome == "failed"
+        assert decisions["sms"].reason == "template_error"
+        assert "locker_pin" in decisions["sms"].detail
+        assert decisions["email"].reason == "template_missing"  # next route, no email file
+    finally:
+        runtime.stop()

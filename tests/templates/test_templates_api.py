@@ -101,3 +101,34 @@ def test_test_send_validates_the_address(client):
     reply = client.post("/v1/templates/test-send", json={
         "event_type": "parcel.delivered", "channel": "email", "to": "not-an-address"})
     assert reply.status_code == 422
+
+
+def test_page_highlights_missing_and_fallback_cells(client, tmp_path):
+    from hub.pipeline import Pipeline, Stages
+    from templates import Renderer
+
+    folder = tmp_path / "partial" / "parcel.delivered"
+    folder.mkdir(parents=True)
+    (folder / "pl.formal.j2").write_text("{% block sms %}Doręczona{% endblock %}", "utf-8")
+    runtime = client.runtime
+    stages = runtime.pipeline.stages
+    runtime.pipeline = Pipeline(runtime.db, Stages(stages.limiter, Renderer(tmp_path / "partial"),
+                                                   stages.transports))
+    body = client.get("/v1/templates").json()
+    assert body["summary"] == {"present": 1, "fallback": 7, "missing": 400}
+    login = client.post("/ui/login", data={"api_key": client.headers["Authorization"][7:]},
+                        follow_redirects=False)
+    assert login.status_code == 303 and "httponly" in login.headers["set-cookie"].lower()
+    page = client.get("/ui/templates?event_type=parcel.delivered&channel=sms&locale=uk")
+    assert page.status_code == 200
+    assert page.text.count('class="cell missing"') == 400 + 1  # + the legend
+    assert page.text.count('class="cell fallback"') == 7 + 1
+    assert "fallback_used" in page.text and "locale uk→pl" in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+
+
+def test_page_requires_login(client):
+    reply = client.get("/ui/templates", follow_redirects=False)
+    assert reply.status_code == 303 and reply.headers["location"] == "/ui/login"
+    client.cookies.set("hub_ui_templates", "forged", path="/ui")
+    assert client.get("/ui/templates", follow_redirects=False).status_code == 303
