@@ -7,16 +7,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import structlog
 
 from channels import ChannelAdapter, ErrorClass
+from hub import failpoints
 from hub.customers import to_profile, upsert_inline
 from hub.db import Database, utcnow
-from hub.delivery import Envelope, deliver
+from hub.delivery import UNCONFIRMED_DETAIL, Envelope, deliver
 from hub.events import event_types
 from hub.logs import get_logger
 from hub.models import Event, OutboxJob
 from preferences import Profile, Resolution, resolve
-from templates import Renderer, RenderError, RenderRequest, TemplateMissing
+from templates import Renderer, RenderError, RenderRequest
+from templates.renderer import TemplateMissing
 from throttling import Limiter, ThrottleRequest, Verdict
 
 log = get_logger("pipeline")
@@ -93,9 +96,13 @@ class Pipeline:
         loaded = self.load(job_id)
         if loaded is None:
             return None
-        etype = event_types()[loaded.payload["type"]]
-        resolution = resolve(etype.category, loaded.profile)
-        return self._route(loaded, resolution)
+        with structlog.contextvars.bound_contextvars(event_id=loaded.payload["event_id"]):
+            etype = event_types()[loaded.payload["type"]]
+            resolution = resolve(etype.category, loaded.profile)
+            outcome = self._route(loaded, resolution)
+            log.info("processed", decisions=[f"{d.channel}:{d.outcome}:{d.reason}"
+                                             for d in outcome.decisions])
+            return outcome
 
     def _route(self, loaded: _Loaded, resolution: Resolution) -> JobOutcome:
         """Walks the routes in the customer's order: the first that sends wins, later ones
@@ -153,8 +160,9 @@ class Pipeline:
                                                      resolution.tone, context))
         except RenderError as exc:
             self.stages.limiter.release(request)
-            reason = "template_missing" if isinstance(exc, TemplateMissing) else "template_error"
+            reason = "template_missing" if isinstance(exc, TemplateMissing) else "render_error"
             return ChannelDecision(channel, Outcome.FAILED, reason, str(exc))
+        failpoints.reach(failpoints.RENDERED)
         adapter = self.stages.transports.get(channel)
         if adapter is None:
             self.stages.limiter.release(request)
@@ -173,6 +181,9 @@ class Pipeline:
                         if rendered.fallbacks else "")
             return ChannelDecision(channel, Outcome.SENT, "sent",
                                    f"{result.provider_message_id}{fallback}")
+        if result.error == UNCONFIRMED_DETAIL:
+            # Most likely delivered: neither retried nor failed over to another channel.
+            return ChannelDecision(channel, Outcome.SENT, "send_unconfirmed", result.error)
         self.stages.limiter.release(request)
         if result.error_class is ErrorClass.TRANSIENT:
             return ChannelDecision(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import inspect
 
@@ -17,6 +18,9 @@ from hub.settings import Settings
 from hub.worker import Worker
 from templates import Brand, Renderer, Transliteration
 from throttling import AllowAll
+
+if TYPE_CHECKING:
+    from hub.dispatch import Dispatcher
 
 LOGICAL_CHANNELS = ("sms", "email", "push")
 
@@ -55,6 +59,7 @@ class HubRuntime:
     pipeline: Pipeline
     verifier: KeyVerifier
     worker: Worker | None = None
+    dispatcher: Dispatcher | None = None
     _thread: threading.Thread | None = field(default=None, repr=False)
 
     @classmethod
@@ -65,13 +70,21 @@ class HubRuntime:
         pipeline = Pipeline(db, build_stages(settings))
         return cls(settings, db, pipeline, KeyVerifier(db))
 
-    def start_worker(self) -> Worker:
-        """Starts the embedded worker thread."""
+    def start_worker(self) -> None:
+        """Starts the embedded worker thread, or with a broker configured, the outbox relay
+        that publishes jobs to dramatiq actors (`hub worker`)."""
+        if self.settings.broker_url:
+            from hub.dispatch import Dispatcher, make_broker
+
+            self.dispatcher = Dispatcher(self, make_broker(self.settings.broker_url))
+            self._thread = self.dispatcher.start_relay()
+            return
         self.worker = Worker(self.db, self.pipeline, self.settings)
         self._thread = self.worker.start_thread()
-        return self.worker
 
     def stop(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
         if self.worker is not None:
             self.worker.stop()
         if self._thread is not None:

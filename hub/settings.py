@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+_DEV_SECRET = "dev-insecure-change-me"
+
 
 class Settings(BaseSettings):
     """Every knob of the hub; defaults give the embedded mode (SQLite, in-process worker)."""
@@ -22,12 +24,13 @@ class Settings(BaseSettings):
     broker_url: str | None = Field(
         default=None, description="amqp:// or redis:// to deliver on dramatiq; unset = embedded."
     )
+    broker_queue: str = Field(default="hub-jobs", description="dramatiq queue of the jobs.")
     redis_url: str | None = Field(default=None, description="Redis for throttling counters.")
     public_base_url: str = Field(
         default="http://127.0.0.1:8000", description="Base of links put into messages."
     )
     secret_key: SecretStr = Field(
-        default=SecretStr("dev-insecure-change-me"),
+        default=SecretStr(_DEV_SECRET),
         description="Signs preference-center and unsubscribe links.",
     )
     embedded_worker: bool = Field(default=True, description="Run the worker inside `hub serve`.")
@@ -67,6 +70,10 @@ class Settings(BaseSettings):
         "always, or only when the UCS-2 text exceeds the template's segment budget.")
     log_level: str = "INFO"
     log_json: bool = True
+
+    @property
+    def uses_dev_secret(self) -> bool:
+        return self.secret_key.get_secret_value() == _DEV_SECRET
 
 
 @lru_cache(maxsize=1)

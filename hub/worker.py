@@ -9,8 +9,10 @@ import socket
 import threading
 from datetime import timedelta
 
+import structlog
 from sqlalchemy import delete, func, or_, select, update
 
+from hub import failpoints
 from hub.db import Database, utcnow
 from hub.logs import get_logger
 from hub.metrics import DEAD_LETTERS, DECISIONS, QUEUE_DEPTH, QUEUE_LAG
@@ -132,8 +134,10 @@ class Worker:
 
     def run_job(self, job_id: int) -> str:
         """One job, start to finish; an unexpected error becomes a retry, never a lost job."""
+        failpoints.reach(failpoints.CLAIMED)
         try:
-            outcome = self.pipeline.run(job_id)
+            with structlog.contextvars.bound_contextvars(job_id=job_id, worker=self.name):
+                outcome = self.pipeline.run(job_id)
         except Exception as exc:
             log.exception("job_error", job_id=job_id)
             return finish(self.db, job_id, self.name, None, self.settings,

@@ -36,7 +36,8 @@ from templates.formatting import Formatter
 from templates.sms import Encoding, Transliteration, apply_policy
 
 LAYOUT_DIR = Path(__file__).with_name("layout")
-__all__ = ["RenderRequest", "RenderedMessage", "Renderer", "SmsInfo", "TemplateMissing"]
+__all__ = ["RenderError", "RenderRequest", "RenderedMessage", "Renderer", "SmsInfo",
+           "TemplateMissing"]
 
 
 @dataclass(frozen=True, slots=True)

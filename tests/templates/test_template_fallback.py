@@ -95,7 +95,7 @@ def test_pipeline_records_a_render_error_as_a_failed_decision(tmp_path):
         with runtime.db.sessions() as session:
             decisions = {d.channel: d for d in session.scalars(select(Decision)).all()}
         assert decisions["sms"].outcome == "failed"
-        assert decisions["sms"].reason == "template_error"
+        assert decisions["sms"].reason == "render_error"
         assert "locker_pin" in decisions["sms"].detail
         assert decisions["email"].reason == "template_missing"  # next route, no email file
     finally:
