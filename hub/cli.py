@@ -118,6 +118,20 @@ def migrate() -> None:
     db.dispose()
 
 
+@app.command()
+def purge() -> None:
+    """Clear rendered message bodies and event payloads older than HUB_RETENTION_DAYS."""
+    from hub.gdpr import purge_expired
+    from hub.runtime import HubRuntime
+
+    settings = get_settings()
+    runtime = HubRuntime.build(settings)
+    report = purge_expired(runtime.db, settings)
+    typer.echo(f"purged {report.bodies} message bodies and {report.payloads} event payloads "
+               f"older than {report.cutoff:%Y-%m-%d %H:%M} UTC")
+    runtime.db.dispose()
+
+
 @keys_app.command("create")
 def keys_create(
     scope: Annotated[list[Scope], typer.Option("--scope", help="Repeat for several scopes")],

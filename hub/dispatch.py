@@ -24,6 +24,7 @@ from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import or_, update
 
 from hub.db import Database, utcnow
+from hub.gdpr import DailyPurge
 from hub.logs import get_logger
 from hub.models import OutboxJob
 from hub.worker import Worker, claim
@@ -93,7 +94,9 @@ class Dispatcher:
         return len(ids)
 
     def relay_forever(self) -> None:
+        daily_purge = DailyPurge(self.runtime.db, self.runtime.settings)
         while not self._stop.is_set():
+            daily_purge.run_if_due()
             try:
                 published = self.relay_once()
             except Exception:

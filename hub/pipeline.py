@@ -11,13 +11,21 @@ import structlog
 
 from channels import ChannelAdapter, ErrorClass
 from hub import failpoints
-from hub.customers import to_profile, upsert_inline
+from hub.customers import (
+    Recipient,
+    erased_recipient,
+    load_recipient,
+    tombstone_key,
+    upsert_inline,
+)
 from hub.db import Database, utcnow
 from hub.delivery import UNCONFIRMED_DETAIL, Envelope, deliver
 from hub.events import event_types
+from hub.gdpr import scrub_erased_event
 from hub.logs import get_logger
 from hub.models import Event, OutboxJob
-from preferences import Profile, Resolution, resolve
+from hub.settings import get_settings
+from preferences import EventFacts, Profile, Resolution, resolve
 from templates import Renderer, RenderError, RenderRequest
 from templates.renderer import TemplateMissing
 from throttling import Limiter, ThrottleRequest, Verdict
@@ -68,14 +76,16 @@ class _Loaded:
     event_pk: int
     payload: dict[str, Any]
     profile: Profile
+    recipient: Recipient
 
 
 class Pipeline:
     """Runs the stages for an event and records why each channel was used or not."""
 
-    def __init__(self, db: Database, stages: Stages) -> None:
+    def __init__(self, db: Database, stages: Stages, erasure_key: str | None = None) -> None:
         self.db = db
         self.stages = stages
+        self.erasure_key = erasure_key or tombstone_key(get_settings())
 
     def load(self, job_id: int) -> _Loaded | None:
         """Reads the job's event and applies its inline customer details to the profile."""
@@ -86,10 +96,16 @@ class Pipeline:
             event = session.get(Event, job.event_pk)
             if event is None or event.payload is None:
                 return None
-            customer = upsert_inline(session, event.payload["customer"])
+            payload = event.payload
+            customer = upsert_inline(session, payload["customer"], self.erasure_key)
+            if customer is None:  # erased: skip every channel, keep nothing personal
+                recipient = erased_recipient(payload["customer"]["id"])
+                scrub_erased_event(event, self.erasure_key)
+            else:
+                recipient = load_recipient(session, customer)
             event.state = "processing"
             session.flush()
-            return _Loaded(event.id, event.payload, to_profile(customer))
+            return _Loaded(event.id, payload, recipient.profile, recipient)
 
     def run(self, job_id: int) -> JobOutcome | None:
         """Processes one job; returns None if the job no longer exists or is finished."""
@@ -98,7 +114,10 @@ class Pipeline:
             return None
         with structlog.contextvars.bound_contextvars(event_id=loaded.payload["event_id"]):
             etype = event_types()[loaded.payload["type"]]
-            resolution = resolve(etype.category, loaded.profile)
+            recipient = loaded.recipient
+            resolution = resolve(EventFacts(etype.name, etype.category, etype.urgent),
+                                 recipient.profile, recipient.preferences, recipient.consents,
+                                 enabled_channels=tuple(self.stages.transports))
             outcome = self._route(loaded, resolution)
             log.info("processed", decisions=[f"{d.channel}:{d.outcome}:{d.reason}"
                                              for d in outcome.decisions])

@@ -11,6 +11,7 @@ from sqlalchemy import inspect
 from channels import ChannelAdapter
 from channels.registry import adapter_classes
 from hub import migrate
+from hub.customers import tombstone_key
 from hub.db import Database
 from hub.keys import KeyVerifier
 from hub.pipeline import Pipeline, Stages
@@ -67,7 +68,7 @@ class HubRuntime:
         db = Database(settings.database_url)
         if migrate_empty and not inspect(db.engine).has_table("alembic_version"):
             migrate.upgrade(db)
-        pipeline = Pipeline(db, build_stages(settings))
+        pipeline = Pipeline(db, build_stages(settings), tombstone_key(settings))
         return cls(settings, db, pipeline, KeyVerifier(db))
 
     def start_worker(self) -> None:

@@ -68,6 +68,17 @@ class Settings(BaseSettings):
     templates_sms_transliteration: Literal["off", "always", "over_budget"] = Field(
         default="over_budget", description="Fold Polish diacritics to stay in GSM-7: never, "
         "always, or only when the UCS-2 text exceeds the template's segment budget.")
+    # --- preferences (issue 4): GDPR retention and signed customer links ---
+    retention_days: int = Field(
+        default=90, ge=1, description="Rendered bodies and event payloads older than this are "
+        "purged (`hub purge`, and the worker once a day).")
+    preference_link_days: int = Field(default=60, ge=1,
+                                      description="How long a preference-center link works.")
+    unsubscribe_link_days: int = Field(default=365, ge=1,
+                                       description="How long an unsubscribe link works.")
+    tombstone_key: SecretStr | None = Field(
+        default=None, description="Keys the digests that remember erased customers; defaults "
+        "to secret_key. Keep it stable: changing it forgets who was erased.")
     log_level: str = "INFO"
     log_json: bool = True
 

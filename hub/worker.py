@@ -14,6 +14,7 @@ from sqlalchemy import delete, func, or_, select, update
 
 from hub import failpoints
 from hub.db import Database, utcnow
+from hub.gdpr import DailyPurge
 from hub.logs import get_logger
 from hub.metrics import DEAD_LETTERS, DECISIONS, QUEUE_DEPTH, QUEUE_LAG
 from hub.models import Decision, Event, OutboxJob
@@ -131,6 +132,7 @@ class Worker:
         self.name = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self.daily_purge = DailyPurge(db, settings)  # GDPR retention: at start, then daily
 
     def run_job(self, job_id: int) -> str:
         """One job, start to finish; an unexpected error becomes a retry, never a lost job."""
@@ -163,6 +165,7 @@ class Worker:
     def run_forever(self) -> None:
         log.info("worker_started", worker=self.name)
         while not self._stop.is_set():
+            self.daily_purge.run_if_due()
             try:
                 ran = self.run_once()
             except Exception:
