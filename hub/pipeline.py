@@ -172,8 +172,10 @@ class Pipeline:
                 if verdict.until else None, verdict.until
             )
         renderer = self.stages.renderer
-        context = renderer.context(payload, {"name": profile.name, "segment": profile.segment,
-                                             "time_zone": profile.time_zone}, now=utcnow())
+        context = renderer.context(
+            payload, {"customer_id": profile.customer_id, "name": profile.name,
+                      "segment": profile.segment, "time_zone": profile.time_zone},
+            now=utcnow(), channel=channel, category=etype.category)
         try:
             rendered = renderer.render(RenderRequest(etype.name, channel, resolution.locales,
                                                      resolution.tone, context))

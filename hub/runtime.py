@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING
 
 from sqlalchemy import inspect
@@ -14,6 +15,7 @@ from hub import migrate
 from hub.customers import tombstone_key
 from hub.db import Database
 from hub.keys import KeyVerifier
+from hub.links import message_links
 from hub.pipeline import Pipeline, Stages
 from hub.settings import Settings
 from hub.worker import Worker
@@ -43,7 +45,7 @@ def build_renderer(settings: Settings) -> Renderer:
         or f"{settings.public_base_url.rstrip('/')}/preferences",
     )
     return Renderer(transliteration=Transliteration(settings.templates_sms_transliteration),
-                    brand=brand)
+                    brand=brand, links=partial(message_links, settings))
 
 
 def build_stages(settings: Settings) -> Stages:

@@ -48,6 +48,7 @@ class Links:
     reschedule: str | None = None
     redirect: str | None = None
     preferences: str | None = None
+    unsubscribe: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,11 +139,14 @@ def build_context(
     *,
     now: datetime,
     brand: Brand | None = None,
-    preference_url: str | None = None,
+    links: Links | dict[str, str] | None = None,
     items: list[dict[str, Any]] | None = None,
 ) -> RenderContext:
     """The context for one event payload (wire shape) and profile (name, segment, time_zone);
-    `items` are the held payloads a digest combines."""
+    `links` carries the customer's preference/unsubscribe URLs (default: the brand's
+    preference center); `items` are the held payloads a digest combines."""
+    given = links if isinstance(links, dict) else {
+        "preferences": links.preferences, "unsubscribe": links.unsubscribe} if links else {}
     brand = brand or Brand()
     raw_parcel = payload.get("parcel") or {}
     raw_links = raw_parcel.get("links") or {}
@@ -157,7 +161,8 @@ def build_context(
             track=raw_links.get("track"),
             reschedule=raw_links.get("reschedule") or raw_links.get("redirect"),
             redirect=raw_links.get("redirect"),
-            preferences=preference_url or brand.preference_url,
+            preferences=given.get("preferences") or brand.preference_url,
+            unsubscribe=given.get("unsubscribe"),
         ),
         customer=Customer(name, name.split()[0] if name and segment != "business" else None,
                           segment),

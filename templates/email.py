@@ -55,6 +55,9 @@ def compose(renderer: Renderer, blocks: dict[str, str], ctx: RenderContext,
         "cta_label": blocks.get("cta_label", "").strip(),
         "cta_url": blocks.get("cta_url", "").strip(),
         "preferences_url": ctx.links.preferences or ctx.brand.preference_url,
+        # One-click unsubscribe for what needs consent; parcel notices have no such link.
+        "unsubscribe_url": ctx.links.unsubscribe
+        if not ctx.event_type.startswith("parcel.") else None,
         "_": fmt.gettext,
     }
     html = renderer.template("layout/email.html.j2").render(values)

@@ -7,7 +7,8 @@ None values are errors, so a gap shows up at preview time, not as a blank in an 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from templates.catalog import (
     sms_budget,
 )
 from templates.context import Brand, RenderContext, build_context
+from templates.digest import with_rendered_items
 from templates.errors import RenderError, SandboxViolation, TemplateMissing, UndefinedVariable
 from templates.formatting import Formatter
 from templates.sms import Encoding, Transliteration, apply_policy
@@ -98,6 +100,10 @@ class CachedSandbox(ImmutableSandboxedEnvironment):
         return verdict
 
 
+# (customer id, category, channel) -> {"preferences": url, "unsubscribe": url}
+LinkFactory = Callable[[str, str, str], dict[str, str]]
+
+
 def _no_none(value: Any) -> Any:
     if value is None:
         raise UndefinedError("a value printed by the template is empty (None)")
@@ -109,10 +115,11 @@ class Renderer:
 
     def __init__(self, catalog: Path = CATALOG_DIR,
                  transliteration: Transliteration = Transliteration.OVER_BUDGET,
-                 brand: Brand | None = None) -> None:
+                 brand: Brand | None = None, links: LinkFactory | None = None) -> None:
         self.catalog = catalog
         self.transliteration = transliteration
         self.brand = brand or Brand()
+        self.links = links
         self.env = CachedSandbox(
             loader=PrefixLoader({"catalog": FileSystemLoader(catalog),
                                  "layout": FileSystemLoader(LAYOUT_DIR)}),
@@ -131,11 +138,16 @@ class Renderer:
         self._templates: dict[str, Template] = {}
 
     def context(self, payload: dict[str, Any], profile: dict[str, Any], *, now: datetime,
-                items: list[dict[str, Any]] | None = None,
-                preference_url: str | None = None) -> RenderContext:
-        """The typed context for an event payload and profile, with this renderer's brand."""
+                items: list[dict[str, Any]] | None = None, channel: str | None = None,
+                category: str | None = None) -> RenderContext:
+        """The typed context for an event payload and profile (`customer_id`, `name`,
+        `segment`, `time_zone`), with this renderer's brand and, when a link factory is set,
+        the customer's signed preference and unsubscribe links for this channel."""
+        links = None
+        if self.links is not None and profile.get("customer_id") and channel and category:
+            links = self.links(str(profile["customer_id"]), category, channel)
         return build_context(payload, profile, now=now, brand=self.brand, items=items,
-                             preference_url=preference_url)
+                             links=links)
 
     def template(self, name: str) -> Template:
         """A compiled template by its loader name (compiled on first use, then cached)."""
@@ -183,7 +195,7 @@ class Renderer:
                 f"in {'/'.join(request.locales)} ({request.tone})")
         ctx = request.context
         if request.event_type == DIGEST:
-            ctx = self._digest_items(ctx, found)
+            ctx = with_rendered_items(self, ctx, found.locale, found.tone)
         blocks = self._blocks(found, request.channel, ctx)
         return self._assemble(request, found, ctx, blocks)
 
@@ -214,23 +226,6 @@ class Renderer:
         except TemplateError as exc:  # e.g. an {% include %} of a file outside the catalog
             raise RenderError(f"{found.name}: {type(exc).__name__}: {exc}") from exc
         return out
-
-    def _digest_items(self, ctx: RenderContext, found: Resolved) -> RenderContext:
-        """Each held item rendered as its own push title and body, for the digest to list."""
-        rendered = []
-        for payload in ctx.items:
-            if "title" in payload and "type" not in payload:
-                rendered.append(payload)
-                continue
-            profile = {"name": ctx.customer.name, "segment": ctx.customer.segment,
-                       "time_zone": ctx.time_zone}
-            item_ctx = build_context(payload, profile, now=ctx.now, brand=ctx.brand,
-                                     preference_url=ctx.links.preferences)
-            item = self.render(RenderRequest(str(payload["type"]), "push",
-                                             (found.locale, "pl", "en"), found.tone, item_ctx))
-            rendered.append({"type": payload["type"], "title": item.parts["title"],
-                             "body": item.parts["body"], "url": item.parts.get("url", "")})
-        return replace(ctx, items=tuple(rendered))
 
     def _assemble(self, request: RenderRequest, found: Resolved, ctx: RenderContext,
                   blocks: dict[str, str]) -> RenderedMessage:

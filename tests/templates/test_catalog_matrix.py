@@ -112,3 +112,43 @@ def test_digest_combines_items():
     assert "3 nowe powiadomienia" in message.parts["subject"]
     assert message.parts["text"].count("\n+25 punktów.") == 1
     assert re.search(r"112 punktów wygaśnie 30 listopada", message.parts["text"])
+
+
+def test_digest_accepts_throttling_held_items_and_survives_a_broken_one():
+    held = [  # the shape the throttling stage keeps: event_type + summary (event_id, data)
+        {"event_type": "loyalty.points_earned", "category": "loyalty",
+         "occurred_at": "2026-11-25T09:00:00+01:00", "event_id": "e1", "data": {"points": 10}},
+        {"event_type": "loyalty.tier_reached", "category": "loyalty",
+         "occurred_at": "2026-11-25T10:00:00+01:00", "event_id": "e2", "data": {}},
+    ]
+    ctx = RENDERER.context({"type": DIGEST, "occurred_at": "2026-11-25T18:00:00+01:00"},
+                           PROFILES["pl"], now=SAMPLE_NOW, items=held)
+    message = RENDERER.render(RenderRequest(DIGEST, "push", ("pl",), "informal", ctx))
+    assert message.parts["title"] == "2 nowe powiadomienia"
+    assert message.parts["body"] == "+10 punktów i Nowa wiadomość na koncie"
+
+
+def test_marketing_without_copy_falls_back_to_generic_lines():
+    ctx = RENDERER.context({"type": "marketing.campaign",
+                            "occurred_at": "2026-11-25T09:00:00+01:00", "data": {}},
+                           PROFILES["de"], now=SAMPLE_NOW)
+    message = RENDERER.render(RenderRequest("marketing.campaign", "push", ("de",), "formal", ctx))
+    assert message.parts["title"] == "Unsere neuen Angebote"
+
+
+def test_signed_links_from_the_link_factory_reach_the_footer():
+    def links(customer_id: str, category: str, channel: str) -> dict[str, str]:
+        return {"preferences": f"https://hub.example/p/{customer_id}",
+                "unsubscribe": f"https://hub.example/u/{customer_id}-{category}-{channel}"}
+
+    renderer = Renderer(links=links)
+    profile = {**PROFILES["pl"], "customer_id": "c-1"}
+    for event_type, unsubscribe in (("loyalty.points_earned", True),
+                                    ("parcel.delivered", False)):
+        ctx = renderer.context(sample(event_type), profile, now=SAMPLE_NOW, channel="email",
+                               category=event_type.split(".")[0])
+        parts = renderer.render(RenderRequest(event_type, "email", ("pl",), "formal",
+                                              ctx)).parts
+        assert "https://hub.example/p/c-1" in parts["html"]
+        assert ("Wypisz się z tych wiadomości: https://hub.example/u/c-1-loyalty-email"
+                in parts["text"]) is unsubscribe
