@@ -63,8 +63,8 @@ class Settings(BaseSettings):
     templates_footer_address: str = "Parcel Hub sp. z o.o., ul. Prosta 20, 00-850 Warszawa"
     templates_help_url: str = "https://parcelhub.example/help"
     templates_preference_url: str | None = Field(
-        default=None, description="Preference center link in e-mails; unset = "
-        "{public_base_url}/preferences.")
+        default=None, description="Preference link in previews and test sends (real messages "
+        "carry the customer's signed /p/<token> link); unset = {public_base_url}/preferences.")
     templates_sms_transliteration: Literal["off", "always", "over_budget"] = Field(
         default="over_budget", description="Fold Polish diacritics to stay in GSM-7: never, "
         "always, or only when the UCS-2 text exceeds the template's segment budget.")
