@@ -27,12 +27,11 @@ from hub.models import Event, OutboxJob
 from hub.settings import get_settings
 from preferences import EventFacts, Profile, Resolution, resolve
 from preferences.model import Frequency, Preferences
-from templates import Renderer, RenderError, RenderRequest
+from templates import DIGEST, Renderer, RenderError, RenderRequest
 from templates.renderer import TemplateMissing
 from throttling import DigestBatch, Limiter, ThrottleRequest, Verdict
 
 log = get_logger("pipeline")
-DIGEST_TEMPLATE = "digest.daily"  # rendered with context["digest"] for a daily digest release
 
 
 class Outcome(enum.StrEnum):
@@ -165,14 +164,16 @@ class Pipeline:
                 channel, Outcome.DEFERRED, verdict.reason, f"until {verdict.until:%Y-%m-%dT%H:%M%z}"
                 if verdict.until else None, verdict.until
             )
-        context = render_context(payload, profile)
-        if verdict.digest is not None:
-            context["digest"] = digest_context(verdict.digest)
+        renderer = self.stages.renderer
+        context = renderer.context(
+            payload, {"customer_id": profile.customer_id, "name": profile.name,
+                      "segment": profile.segment, "time_zone": profile.time_zone},
+            now=utcnow(), channel=channel, category=etype.category,
+            items=digest_items(verdict.digest) if verdict.digest else None)
         try:
-            rendered = self.stages.renderer.render(
-                RenderRequest(DIGEST_TEMPLATE if verdict.digest else etype.name, channel,
-                              resolution.locales, resolution.tone, context)
-            )
+            rendered = renderer.render(RenderRequest(DIGEST if verdict.digest else etype.name,
+                                                     channel, resolution.locales,
+                                                     resolution.tone, context))
         except RenderError as exc:
             self.stages.limiter.release(request)
             reason = "template_missing" if isinstance(exc, TemplateMissing) else "render_error"
@@ -187,10 +188,15 @@ class Pipeline:
             adapter,
             Envelope(loaded.event_pk, profile.customer_id, parcel.get("tracking_number"),
                      etype.name, channel, address, rendered.locale, rendered.parts,
-                     {"event_type": etype.name, "tracking_number": parcel.get("tracking_number")}),
+                     {"event_type": etype.name, "tracking_number": parcel.get("tracking_number"),
+                      **({"sms_segments": rendered.sms.segments,
+                          "sms_encoding": str(rendered.sms.encoding)} if rendered.sms else {})}),
         )
         if result.ok:
-            return ChannelDecision(channel, Outcome.SENT, "sent", result.provider_message_id)
+            fallback = (f"; template fallback: {', '.join(rendered.fallbacks)}"
+                        if rendered.fallbacks else "")
+            return ChannelDecision(channel, Outcome.SENT, "sent",
+                                   f"{result.provider_message_id}{fallback}")
         if result.error == UNCONFIRMED_DETAIL:
             # Most likely delivered: neither retried nor failed over to another channel.
             return ChannelDecision(channel, Outcome.SENT, "send_unconfirmed", result.error)
@@ -243,24 +249,8 @@ def throttle_overrides(prefs: Preferences, raw: dict[str, Any]) -> dict[str, Any
     return overrides
 
 
-def digest_context(batch: DigestBatch) -> dict[str, Any]:
-    """What the digest template gets under `digest`: the held items, oldest first."""
-    return {
-        "count": len(batch.items),
-        "due": batch.due.isoformat(),
-        "items": [{"event_type": i.event_type, "category": i.category,
-                   "occurred_at": i.occurred_at.isoformat(), **i.summary} for i in batch.items],
-    }
+def digest_items(batch: DigestBatch) -> list[dict[str, Any]]:
+    """The held items a digest lists, oldest first, as the digest template reads them."""
+    return [{"event_type": i.event_type, "category": i.category,
+             "occurred_at": i.occurred_at.isoformat(), **i.summary} for i in batch.items]
 
-
-def render_context(payload: dict[str, Any], profile: Profile) -> dict[str, Any]:
-    """Plain values a template may use."""
-    return {
-        "event": {"type": payload["type"], "occurred_at": payload["occurred_at"]},
-        "parcel": payload.get("parcel") or {},
-        "data": payload.get("data") or {},
-        "customer": {"name": profile.name, "segment": profile.segment},
-        "locale": profile.locale,
-        "tone": profile.tone,
-        "time_zone": profile.time_zone,
-    }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING
 
 from sqlalchemy import inspect
@@ -14,10 +15,11 @@ from hub import migrate
 from hub.customers import tombstone_key
 from hub.db import Database, make_engine
 from hub.keys import KeyVerifier
+from hub.links import message_links
 from hub.pipeline import Pipeline, Stages
 from hub.settings import Settings
 from hub.worker import Worker
-from templates import Renderer
+from templates import Brand, Renderer, Transliteration
 from throttling import (
     AllowAll,
     CounterStore,
@@ -61,8 +63,22 @@ def build_limiter(settings: Settings, db: Database) -> Limiter:
     return PolicyLimiter(policy, store, SqlDigestBook(db.engine))
 
 
+def build_renderer(settings: Settings) -> Renderer:
+    """The template renderer with the brand and SMS policy from settings."""
+    brand = Brand(
+        name=settings.templates_brand_name, color=settings.templates_brand_color,
+        text_color=settings.templates_brand_text_color,
+        logo_url=settings.templates_brand_logo_url,
+        footer_address=settings.templates_footer_address, help_url=settings.templates_help_url,
+        preference_url=settings.templates_preference_url
+        or f"{settings.public_base_url.rstrip('/')}/preferences",
+    )
+    return Renderer(transliteration=Transliteration(settings.templates_sms_transliteration),
+                    brand=brand, links=partial(message_links, settings))
+
+
 def build_stages(settings: Settings, db: Database) -> Stages:
-    return Stages(limiter=build_limiter(settings, db), renderer=Renderer(),
+    return Stages(limiter=build_limiter(settings, db), renderer=build_renderer(settings),
                   transports=build_transports(settings))
 
 

@@ -55,6 +55,19 @@ class Settings(BaseSettings):
     vapid_public_key: str | None = None
     vapid_subject: str = "mailto:ops@parcelhub.example"
     apprise_urls: list[str] = Field(default_factory=list)
+    # templates: brand in the e-mail layout, links in messages, SMS transliteration policy.
+    templates_brand_name: str = "Parcel Hub"
+    templates_brand_color: str = Field(default="#d4001a", pattern=r"^#[0-9a-fA-F]{6}$")
+    templates_brand_text_color: str = Field(default="#ffffff", pattern=r"^#[0-9a-fA-F]{6}$")
+    templates_brand_logo_url: str | None = None
+    templates_footer_address: str = "Parcel Hub sp. z o.o., ul. Prosta 20, 00-850 Warszawa"
+    templates_help_url: str = "https://parcelhub.example/help"
+    templates_preference_url: str | None = Field(
+        default=None, description="Preference link in previews and test sends (real messages "
+        "carry the customer's signed /p/<token> link); unset = {public_base_url}/preferences.")
+    templates_sms_transliteration: Literal["off", "always", "over_budget"] = Field(
+        default="over_budget", description="Fold Polish diacritics to stay in GSM-7: never, "
+        "always, or only when the UCS-2 text exceeds the template's segment budget.")
     # --- preferences (issue 4): GDPR retention and signed customer links ---
     retention_days: int = Field(
         default=90, ge=1, description="Rendered bodies and event payloads older than this are "

@@ -1,70 +1,250 @@
-"""Render a message from the catalog in a sandboxed Jinja environment."""
+"""Render a message from the catalog in an immutable Jinja sandbox.
+
+Templates are compiled once (the environment never reloads, and the resolved template for
+each event × channel × locale chain × tone is memoised). Undefined variables and printed
+None values are errors, so a gap shows up at preview time, not as a blank in an SMS.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateNotFound
+from jinja2 import FileSystemLoader, PrefixLoader, StrictUndefined, Template
+from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-CATALOG = Path(__file__).with_name("catalog")
+from templates import email
+from templates.catalog import (
+    CATALOG_DIR,
+    DIGEST,
+    OPTIONAL_BLOCKS,
+    REQUIRED_BLOCKS,
+    Coverage,
+    Resolved,
+    candidates,
+    describe_fallbacks,
+    load_budgets,
+    scan,
+    sms_budget,
+)
+from templates.context import Brand, RenderContext, build_context
+from templates.digest import with_rendered_items
+from templates.errors import RenderError, SandboxViolation, TemplateMissing, UndefinedVariable
+from templates.formatting import Formatter
+from templates.sms import Encoding, Transliteration, apply_policy
 
-
-class RenderError(Exception):
-    """The message cannot be rendered from this data (a permanent failure, never retried)."""
-
-
-class TemplateMissing(RenderError):
-    """No template exists for the event type (in any locale of the chain)."""
+LAYOUT_DIR = Path(__file__).with_name("layout")
+__all__ = ["RenderError", "RenderRequest", "RenderedMessage", "Renderer", "SmsInfo",
+           "TemplateMissing"]
 
 
 @dataclass(frozen=True, slots=True)
 class RenderRequest:
+    """One message to render: the locale chain comes from the resolver (preferred first)."""
+
     event_type: str
     channel: str
     locales: tuple[str, ...]
     tone: str
-    context: dict[str, Any] = field(default_factory=dict)
+    context: RenderContext
+
+
+@dataclass(frozen=True, slots=True)
+class SmsInfo:
+    """What an SMS costs after the transliteration policy."""
+
+    encoding: Encoding
+    segments: int
+    units: int
+    budget: int
+    transliterated: bool
+
+    @property
+    def over_budget(self) -> bool:
+        return self.segments > self.budget
 
 
 @dataclass(frozen=True, slots=True)
 class RenderedMessage:
+    """The parts to send (sms: body; email: subject, html, text; push: title, body, url)."""
+
     channel: str
     locale: str
     tone: str
     parts: dict[str, str]
     fallbacks: tuple[str, ...] = ()
+    sms: SmsInfo | None = None
+    template: str = ""
+    warnings: tuple[str, ...] = field(default=())
+
+
+class CachedSandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox with its attribute verdicts memoised: the verdict depends only
+    on the object's type and the attribute name, and templates ask the same ones all day."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._verdicts: dict[tuple[type, str], bool] = {}
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        key = (type(obj), attr)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = super().is_safe_attribute(obj, attr, value)
+            if len(self._verdicts) < 10_000:
+                self._verdicts[key] = verdict
+        return verdict
+
+
+# (customer id, category, channel) -> {"preferences": url, "unsubscribe": url}
+LinkFactory = Callable[[str, str, str], dict[str, str]]
+
+
+def _no_none(value: Any) -> Any:
+    if value is None:
+        raise UndefinedError("a value printed by the template is empty (None)")
+    return value
 
 
 class Renderer:
-    """Compiles catalog templates once and renders them with plain context values."""
+    """Compiles catalog templates once and renders them from a typed context."""
 
-    def __init__(self, catalog: Path = CATALOG) -> None:
-        self.env = ImmutableSandboxedEnvironment(
-            loader=FileSystemLoader(catalog),
+    def __init__(self, catalog: Path = CATALOG_DIR,
+                 transliteration: Transliteration = Transliteration.OVER_BUDGET,
+                 brand: Brand | None = None, links: LinkFactory | None = None) -> None:
+        self.catalog = catalog
+        self.transliteration = transliteration
+        self.brand = brand or Brand()
+        self.links = links
+        self.env = CachedSandbox(
+            loader=PrefixLoader({"catalog": FileSystemLoader(catalog),
+                                 "layout": FileSystemLoader(LAYOUT_DIR)}),
             undefined=StrictUndefined,
-            autoescape=False,
+            autoescape=lambda name: bool(name and name.endswith(".html.j2")),
+            finalize=_no_none,
             trim_blocks=True,
             lstrip_blocks=True,
-            keep_trailing_newline=False,
+            auto_reload=False,
+            cache_size=-1,
         )
+        self.env.globals.clear()  # no range/lipsum/cycler/namespace: nothing to climb from
+        self.files = scan(catalog)
+        self.budgets = load_budgets(catalog)
+        self._resolved: dict[tuple[str, str, tuple[str, ...], str], Resolved | None] = {}
+        self._templates: dict[str, Template] = {}
+
+    def context(self, payload: dict[str, Any], profile: dict[str, Any], *, now: datetime,
+                items: list[dict[str, Any]] | None = None, channel: str | None = None,
+                category: str | None = None) -> RenderContext:
+        """The typed context for an event payload and profile (`customer_id`, `name`,
+        `segment`, `time_zone`), with this renderer's brand and, when a link factory is set,
+        the customer's signed preference and unsubscribe links for this channel."""
+        links = None
+        if self.links is not None and profile.get("customer_id") and channel and category:
+            links = self.links(str(profile["customer_id"]), category, channel)
+        return build_context(payload, profile, now=now, brand=self.brand, items=items,
+                             links=links)
+
+    def template(self, name: str) -> Template:
+        """A compiled template by its loader name (compiled on first use, then cached)."""
+        found = self._templates.get(name)
+        if found is None:
+            try:
+                found = self._templates[name] = self.env.get_template(name)
+            except TemplateError as exc:
+                raise RenderError(f"{name}: cannot be compiled: {exc}") from exc
+        return found
+
+    def resolve(self, event_type: str, channel: str, locales: tuple[str, ...],
+                tone: str) -> Resolved | None:
+        """The file serving a request, walking the locale chain and tones; None if none does."""
+        key = (event_type, channel, locales, tone)
+        if key not in self._resolved:
+            self._resolved[key] = self._find(event_type, channel, locales, tone)
+        return self._resolved[key]
+
+    def _find(self, event_type: str, channel: str, locales: tuple[str, ...],
+              tone: str) -> Resolved | None:
+        files = self.files.get(event_type, {})
+        for stem, locale, got_tone in candidates(locales, tone):
+            name = files.get(stem)
+            if name and all(b in self.template(f"catalog/{name}").blocks
+                            for b in REQUIRED_BLOCKS.get(channel, ("body",))):
+                notes = describe_fallbacks((locales[0], tone), (locale, got_tone))
+                return Resolved(f"catalog/{name}", locale, got_tone, notes)
+        return None
+
+    def coverage(self, event_type: str, channel: str, locale: str, tone: str) -> Coverage:
+        """present / fallback / missing for one cell (the chain continues to pl, then en)."""
+        chain = tuple(dict.fromkeys((locale, "pl", "en")))
+        found = self.resolve(event_type, channel, chain, tone)
+        if found is None:
+            return Coverage.MISSING
+        return Coverage.FALLBACK if found.fallbacks else Coverage.PRESENT
 
     def render(self, request: RenderRequest) -> RenderedMessage:
-        """The message parts for one channel; raises TemplateMissing if none exists."""
+        """The message parts for one channel; raises a RenderError subclass on failure."""
+        found = self.resolve(request.event_type, request.channel, request.locales, request.tone)
+        if found is None:
+            raise TemplateMissing(
+                f"no {request.channel} template for {request.event_type} "
+                f"in {'/'.join(request.locales)} ({request.tone})")
+        ctx = request.context
+        if request.event_type == DIGEST:
+            ctx = with_rendered_items(self, ctx, found.locale, found.tone)
+        blocks = self._blocks(found, request.channel, ctx)
+        return self._assemble(request, found, ctx, blocks)
+
+    def _variables(self, ctx: RenderContext, locale: str, tone: str) -> dict[str, Any]:
+        fmt = Formatter(locale, ctx.time_zone, ctx.now)
+        return {
+            "event_type": ctx.event_type, "parcel": ctx.parcel, "links": ctx.links,
+            "customer": ctx.customer, "brand": ctx.brand, "data": ctx.data, "items": ctx.items,
+            "occurred_at": ctx.occurred_at, "now": ctx.now, "locale": locale,
+            "formal": tone == "formal", "fmt": fmt, "_": fmt.gettext, "gettext": fmt.gettext,
+            "ngettext": fmt.ngettext,
+        }
+
+    def _blocks(self, found: Resolved, channel: str, ctx: RenderContext) -> dict[str, str]:
+        template = self.template(found.name)
+        jctx = template.new_context(self._variables(ctx, found.locale, found.tone))
+        wanted = REQUIRED_BLOCKS.get(channel, ()) + OPTIONAL_BLOCKS.get(channel, ())
+        out: dict[str, str] = {}
         try:
-            template = self.env.get_template(f"{request.event_type}.j2")
-        except TemplateNotFound as exc:
-            raise TemplateMissing(request.event_type) from exc
-        try:
-            text = template.render(request.context).strip()
-        except TemplateError as exc:
-            raise RenderError(f"{request.event_type}/{request.channel}: {exc}") from exc
-        title, _, body = text.partition("\n")
-        parts = {
-            "sms": {"body": " ".join(text.split())},
-            "email": {"subject": title, "text": text},
-            "push": {"title": title, "body": " ".join(body.split()) or title},
-        }.get(request.channel, {"body": text})
-        return RenderedMessage(request.channel, request.locales[0], request.tone, parts)
+            for name in wanted:
+                block = template.blocks.get(name)
+                if block is not None:
+                    out[name] = "".join(block(jctx)).strip()
+        except SecurityError as exc:
+            raise SandboxViolation(f"{found.name}: blocked by the sandbox: {exc}") from exc
+        except UndefinedError as exc:
+            raise UndefinedVariable(f"{found.name}: {exc}") from exc
+        except TemplateError as exc:  # e.g. an {% include %} of a file outside the catalog
+            raise RenderError(f"{found.name}: {type(exc).__name__}: {exc}") from exc
+        return out
+
+    def _assemble(self, request: RenderRequest, found: Resolved, ctx: RenderContext,
+                  blocks: dict[str, str]) -> RenderedMessage:
+        def message(parts: dict[str, str], sms: SmsInfo | None = None) -> RenderedMessage:
+            return RenderedMessage(request.channel, found.locale, found.tone, parts,
+                                   found.fallbacks, sms, found.name)
+
+        if request.channel == "sms":
+            budget = sms_budget(self.budgets, request.event_type, found.locale)
+            # Babel puts no-break spaces into amounts ("129,90 zł"); they are not GSM-7.
+            body = " ".join(blocks["sms"].replace("\u00a0", " ").replace("\u202f", " ").split())
+            sms = apply_policy(body, self.transliteration, budget)
+            info = SmsInfo(sms.count.encoding, sms.count.segments, sms.count.units, budget,
+                           sms.transliterated)
+            return message({"body": sms.body}, info)
+        if request.channel == "push":
+            url = blocks.get("push_url") or ctx.links.track or ctx.brand.help_url
+            parts = {"title": " ".join(blocks["push_title"].split()),
+                     "body": " ".join(blocks["push_body"].split()), "url": url}
+            return message(parts)
+        fmt = Formatter(found.locale, ctx.time_zone, ctx.now)
+        return message(email.compose(self, blocks, ctx, fmt))

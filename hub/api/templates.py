@@ -1,0 +1,210 @@
+"""Template preview API (`templates:read`): coverage, preview with warnings, test-send."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from channels import OutgoingMessage
+from hub.api.auth import require
+from hub.api.problems import Problem
+from hub.events import event_types
+from hub.keys import Principal, Scope
+from templates import CHANNELS, DIGEST, LOCALES, TONES, Coverage, Renderer
+from templates.preview import Preview, coverage_matrix, preview, sample_payload
+from templates.samples import PROFILES
+
+api = APIRouter(prefix="/v1/templates", tags=["templates"])
+
+Channel = Literal["sms", "email", "push"]
+Locale = Literal["pl", "en", "uk", "de"]
+Tone = Literal["formal", "informal"]
+Reader = Annotated[Principal, Depends(require(Scope.TEMPLATES_READ))]
+
+
+class PreviewIn(BaseModel):
+    """Which template to render, and optional data replacing the sample's."""
+
+    model_config = ConfigDict(extra="forbid")
+    event_type: Annotated[str, Field(max_length=64)]
+    channel: Channel
+    locale: Locale = "pl"
+    tone: Tone = "formal"
+    segment: Literal["individual", "business"] = "individual"
+    name: Annotated[str, Field(max_length=200)] | None = None
+    time_zone: Annotated[str, Field(max_length=64)] = "Europe/Warsaw"
+    parcel: dict[str, Any] | None = None
+    data: dict[str, Any] | None = None
+    items: Annotated[list[dict[str, Any]], Field(max_length=50)] | None = None
+    now: AwareDatetime | None = Field(default=None, description="Reference time for 'jutro'.")
+
+
+class TestSendIn(PreviewIn):
+    to: Annotated[str, Field(min_length=3, max_length=2048,
+                             description="Phone (E.164), e-mail address or push endpoint.")]
+
+
+class WarningOut(BaseModel):
+    code: str
+    message: str
+
+
+class SmsOut(BaseModel):
+    encoding: str
+    segments: int
+    units: int
+    budget: int
+    transliterated: bool
+    over_budget: bool
+
+
+class PreviewOut(BaseModel):
+    ok: bool
+    event_type: str
+    channel: str
+    locale: str | None = None
+    tone: str | None = None
+    template: str | None = None
+    fallbacks: list[str] = []
+    parts: dict[str, str] = {}
+    sms: SmsOut | None = None
+    html_bytes: int = 0
+    warnings: list[WarningOut] = []
+
+
+class CellOut(BaseModel):
+    event_type: str
+    channel: str
+    locale: str
+    tone: str
+    status: Coverage
+    template: str | None
+
+
+class CatalogOut(BaseModel):
+    event_types: list[str]
+    channels: list[str]
+    locales: list[str]
+    tones: list[str]
+    summary: dict[str, int]
+    coverage: list[CellOut]
+
+
+class TestSendOut(BaseModel):
+    sent: bool
+    provider_message_id: str | None = None
+    error: str | None = None
+    preview: PreviewOut
+
+
+def renderer_of(request: Request) -> Renderer:
+    renderer: Renderer = request.app.state.runtime.pipeline.stages.renderer
+    return renderer
+
+
+def known_types() -> list[str]:
+    return sorted(event_types())
+
+
+def run_preview(renderer: Renderer, body: PreviewIn) -> PreviewOut:
+    """Renders the request's template; unknown event types are a 422."""
+    if body.event_type not in (*known_types(), DIGEST):
+        raise Problem(422, "validation", f"unknown event type {body.event_type!r}",
+                      known=[*known_types(), DIGEST])
+    payload = sample_payload(body.event_type, body.locale, body.parcel, body.data)
+    profile = {"name": body.name or _sample_name(body.locale), "segment": body.segment,
+               "time_zone": body.time_zone}
+    result = preview(renderer, body.event_type, body.channel, body.locale, body.tone,
+                     payload=payload, profile=profile, items=body.items, now=body.now)
+    return to_out(body.event_type, body.channel, result)
+
+
+def _sample_name(locale: str) -> str:
+    return str(PROFILES.get(locale, PROFILES["pl"])["name"])
+
+
+def to_out(event_type: str, channel: str, result: Preview) -> PreviewOut:
+    """The API shape of a preview."""
+    warnings = [WarningOut(code=w.code, message=w.message) for w in result.warnings]
+    message = result.message
+    if message is None:
+        return PreviewOut(ok=False, event_type=event_type, channel=channel, warnings=warnings)
+    sms = message.sms
+    return PreviewOut(
+        ok=True, event_type=event_type, channel=channel, locale=message.locale,
+        tone=message.tone, template=message.template, fallbacks=list(message.fallbacks),
+        parts=message.parts, html_bytes=result.html_bytes, warnings=warnings,
+        sms=SmsOut(encoding=sms.encoding, segments=sms.segments, units=sms.units,
+                   budget=sms.budget, transliterated=sms.transliterated,
+                   over_budget=sms.over_budget) if sms else None,
+    )
+
+
+@api.get("", response_model=CatalogOut)
+def list_templates(request: Request,
+                   _who: Reader) -> CatalogOut:
+    """Every template cell (event type × channel × locale × tone): present, fallback, missing."""
+    cells = coverage_matrix(renderer_of(request), known_types())
+    summary = {status.value: sum(c.status is status for c in cells) for status in Coverage}
+    return CatalogOut(
+        event_types=[*known_types(), DIGEST], channels=list(CHANNELS), locales=list(LOCALES),
+        tones=list(TONES), summary=summary,
+        coverage=[CellOut(event_type=c.event_type, channel=c.channel, locale=c.locale,
+                          tone=c.tone, status=c.status, template=c.template) for c in cells],
+    )
+
+
+@api.post("/preview", response_model=PreviewOut)
+def preview_template(body: PreviewIn, request: Request,
+                     _who: Reader) -> PreviewOut:
+    """Renders one template with sample or given data; rendering problems come back as
+    warnings (`ok: false` when nothing could be rendered)."""
+    return run_preview(renderer_of(request), body)
+
+
+_ADDRESS = {
+    "sms": re.compile(r"^\+[1-9]\d{7,14}$"),
+    "email": re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+    "push": re.compile(r"^https://\S+$"),
+}
+
+
+@api.post("/test-send", response_model=TestSendOut)
+def test_send(body: TestSendIn, request: Request,
+              who: Reader) -> TestSendOut:
+    """Renders the template and sends it to `to` through the configured channel transport."""
+    if not _ADDRESS[body.channel].match(body.to):
+        raise Problem(422, "validation", f"'to' is not a valid {body.channel} address")
+    out = run_preview(renderer_of(request), body)
+    if not out.ok:
+        raise Problem(422, "template-error", "the template did not render; see warnings",
+                      warnings=[w.model_dump() for w in out.warnings])
+    adapter = request.app.state.runtime.pipeline.stages.transports.get(body.channel)
+    if adapter is None:
+        raise Problem(503, "channel-unavailable", f"no transport for {body.channel}")
+    key = f"test-send:{uuid.uuid4().hex}"
+    result = adapter.send(OutgoingMessage(
+        key, body.channel, body.to, out.parts, out.locale or body.locale,
+        {"event_type": body.event_type, "test_send": True, "requested_by": who.key_id,
+         "sent_at": datetime.now().astimezone().isoformat()},
+    ))
+    return TestSendOut(sent=result.ok, provider_message_id=result.provider_message_id,
+                       error=result.error, preview=out)
+
+
+
+def _router() -> APIRouter:
+    from hub.web.templates.pages import router as pages
+
+    combined = APIRouter()
+    combined.include_router(api)
+    combined.include_router(pages)
+    return combined
+
+
+router = _router()

@@ -1,0 +1,1 @@
+"""The marketer page for previewing message templates."""
