@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
+import textwrap
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -163,7 +164,8 @@ def _wait_processed(http: httpx.Client, event_ids: list[str], timeout: float = 2
 
 
 def _print_report(http: httpx.Client, event_ids: list[str]) -> None:
-    rows = []
+    """Per customer and event: each channel's outcome and reason, and the text that went out."""
+    rows: list[tuple[str, str, str, str, str, str]] = []
     for event_id in event_ids:
         event = http.get(f"/v1/events/{event_id}").json()
         sent = {n["channel"]: n for n in event["notifications"]}
@@ -174,18 +176,19 @@ def _print_report(http: httpx.Client, event_ids: list[str]) -> None:
                 text = parts.get("body") or parts.get("subject") or ""
             rows.append((event["customer_id"], event["type"].removeprefix("parcel."),
                          d["channel"], d["outcome"], d["reason"], text))
-    widths = [max(len(str(r[i])) for r in rows) for i in range(5)]
-    header = ("customer", "event", "channel", "outcome", "reason", "message")
-    widths = [max(w, len(h)) for w, h in zip(widths, header, strict=False)]
-    line = "  ".join(h.ljust(w) for h, w in zip(header[:5], widths, strict=False)) + "  message"
-    print("\n" + line + "\n" + "-" * min(len(line) + 40, 160))
-    for r in rows:
-        cells = "  ".join(str(c).ljust(w) for c, w in zip(r[:5], widths, strict=False))
-        print(f"{cells}  {_shorten(r[5])}")
+    header = ("customer", "event", "channel", "outcome", "reason")
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
+    print("\n" + line + "\n" + "-" * len(line))
+    previous = ("", "")
+    for row in rows:
+        shown = [*row[:5]]
+        if row[:2] == previous:  # same customer and event: only the channel columns
+            shown[0] = shown[1] = ""
+        previous = row[:2]
+        print("  ".join(c.ljust(w) for c, w in zip(shown, widths, strict=True)).rstrip())
+        for text_line in textwrap.wrap(row[5], 96):
+            print(" " * (widths[0] + 2) + "│ " + text_line)
     sent_count = sum(r[3] == "sent" for r in rows)
     print(f"\n{len(event_ids)} events, {sent_count} messages sent, "
           f"{len(rows) - sent_count} channel decisions not sent (reasons above).")
-
-
-def _shorten(text: str, width: int = 70) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"

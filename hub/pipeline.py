@@ -131,16 +131,16 @@ class Pipeline:
         """Walks the routes in the customer's order: the first that sends wins, later ones
         are fallbacks used only after a permanent failure."""
         outcome = JobOutcome(loaded.event_pk)
-        settled = False
+        settled: ChannelDecision | None = None
         for route in resolution.routes:
             if route.action != "send":
                 decision = ChannelDecision(route.channel, Outcome.SKIPPED, route.reason,
                                            route.detail)
-            elif settled:
-                decision = ChannelDecision(route.channel, Outcome.SKIPPED, "fallback_not_needed")
+            elif settled is not None:
+                decision = _after(settled, route.channel)
             else:
                 decision = self._send_one(loaded, resolution, route.channel, route.address or "")
-                settled = decision.outcome is not Outcome.FAILED
+                settled = None if decision.outcome is Outcome.FAILED else decision
                 if decision.outcome is Outcome.DEFERRED and decision.until is not None:
                     outcome.defer_until = decision.until
                 elif decision.outcome is Outcome.DEFERRED:
@@ -207,6 +207,17 @@ class Pipeline:
                 retry_after=result.retry_after,
             )
         return ChannelDecision(channel, Outcome.FAILED, "provider_permanent", result.error)
+
+
+def _after(settled: ChannelDecision, channel: str) -> ChannelDecision:
+    """A later fallback channel once an earlier one settled the event."""
+    if settled.outcome is Outcome.DROPPED:  # the limiter's verdict covers the whole event
+        return ChannelDecision(channel, Outcome.SKIPPED, settled.reason,
+                               f"dropped on {settled.channel}; no fallback")
+    if settled.outcome is Outcome.DEFERRED:
+        return ChannelDecision(channel, Outcome.SKIPPED, "waiting_for_preferred",
+                               f"{settled.channel} is deferred; fallback only if it fails")
+    return ChannelDecision(channel, Outcome.SKIPPED, "fallback_not_needed")
 
 
 def throttle_request(loaded: _Loaded, channel: str) -> ThrottleRequest:
