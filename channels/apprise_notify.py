@@ -1,7 +1,7 @@
 """Any Apprise URL (Slack, Teams, e-mail, json://...): a catch-all channel and ops alerts.
 
 Apprise answers only True/False, so the adapter captures what Apprise logs during the call
-(on this thread only) and returns it as the error detail; an HTTP status found in that log
+and returns it as the error detail; an HTTP status found in that log
 is classified by ERRORS. Crash reconciliation: Apprise targets keep no queryable record,
 so `reconcile` returns None.
 """
@@ -22,28 +22,25 @@ ERRORS = ErrorTable({400: PERMANENT, 404: PERMANENT, 410: PERMANENT, 429: TRANSI
 _STATUS = re.compile(r"error(?:=| code:? ?)(\d{3})")
 
 
-class _ThreadLog(logging.Handler):
-    """Collects Apprise log lines per thread, so concurrent sends do not mix details."""
+class _LogCapture(logging.Handler):
+    """Collects Apprise's warning lines while one notify call is in progress.
+
+    Apprise dispatches from its own executor threads, so lines cannot be told apart by
+    thread: calls that capture are serialised by `serial` (Apprise is for ops alerts and a
+    catch-all channel, not bulk traffic).
+    """
 
     def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self._local = threading.local()
+        super().__init__(logging.WARNING)
+        self.serial = threading.Lock()
+        self.lines: list[str] | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
-        lines = getattr(self._local, "lines", None)
-        if lines is not None and record.levelno >= logging.WARNING:
-            lines.append(record.getMessage())
-
-    def start(self) -> None:
-        self._local.lines = []
-
-    def stop(self) -> list[str]:
-        lines: list[str] = getattr(self._local, "lines", None) or []
-        self._local.lines = None
-        return lines
+        if self.lines is not None:
+            self.lines.append(record.getMessage())
 
 
-_CAPTURE = _ThreadLog()
+_CAPTURE = _LogCapture()
 _apprise_log = logging.getLogger("apprise")
 _apprise_log.addHandler(_CAPTURE)
 if _apprise_log.level == logging.NOTSET or _apprise_log.level > logging.WARNING:
@@ -73,13 +70,15 @@ class AppriseAdapter:
         target = target or self.default
         if target is None:
             return SendResult.permanent("apprise: no URL configured")
-        _CAPTURE.start()
-        try:
-            ok = target.notify(body=body or title, title=title)
-        except Exception as exc:  # a plugin bug must not escape the adapter
-            lines = _CAPTURE.stop()
-            return SendResult.transient(f"apprise: {type(exc).__name__}: {exc}; {lines}")
-        lines = _CAPTURE.stop()
+        with _CAPTURE.serial:
+            lines: list[str] = []
+            _CAPTURE.lines = lines
+            try:
+                ok = target.notify(body=body or title, title=title)
+            except Exception as exc:  # a plugin bug must not escape the adapter
+                return SendResult.transient(f"apprise: {type(exc).__name__}: {exc}; {lines}")
+            finally:
+                _CAPTURE.lines = None
         if ok:
             return SendResult.sent(f"apprise:{len(target)}")
         detail = " | ".join(lines) or "apprise: notification failed (nothing logged)"
