@@ -52,7 +52,10 @@ def worker_cmd(
     settings = get_settings()
     configure(settings.log_level, settings.log_json)
     runtime = HubRuntime.build(settings)
-    workers = [Worker(runtime.db, runtime.pipeline, settings) for _ in range(threads)]
+    from hub.alerts import OpsAlerts
+
+    alerts = OpsAlerts.from_settings(settings)
+    workers = [Worker(runtime.db, runtime.pipeline, settings, alerts) for _ in range(threads)]
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -90,6 +93,16 @@ def keys_create(
     runtime = HubRuntime.build(get_settings())
     typer.echo(create_key(runtime.db, producer, scope, name))
     runtime.db.dispose()
+
+
+@keys_app.command("vapid")
+def keys_vapid() -> None:
+    """Generate a VAPID key pair for Web Push; put both lines in the environment (.env)."""
+    from channels.webpush import generate_vapid_keys
+
+    private, public = generate_vapid_keys()
+    typer.echo(f"HUB_VAPID_PRIVATE_KEY={private}")
+    typer.echo(f"HUB_VAPID_PUBLIC_KEY={public}")
 
 
 @app.command()

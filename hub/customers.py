@@ -6,9 +6,10 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from hub.models import Customer
+from hub.receipts import active_push_addresses, is_suppressed
 from preferences import Profile
 
 _INLINE_FIELDS = ("name", "phone", "email", "locale", "tone", "time_zone", "segment")
@@ -35,6 +36,12 @@ def upsert_inline(session: Session, ref: dict[str, Any]) -> Customer:
 def to_profile(customer: Customer) -> Profile:
     """The resolver's view of a stored customer."""
     channels = (customer.preferences or {}).get("channels", {})
+    phone, email, push = customer.phone, customer.email, ()
+    session = object_session(customer)
+    if session is not None:  # channels: dead or opted-out addresses, live push subscriptions
+        phone = None if phone and is_suppressed(session, "sms", phone) else phone
+        email = None if email and is_suppressed(session, "email", email) else email
+        push = active_push_addresses(session, customer.external_id)
     return Profile(
         customer_id=customer.external_id,
         locale=customer.locale,
@@ -42,7 +49,8 @@ def to_profile(customer: Customer) -> Profile:
         time_zone=customer.time_zone,
         segment=customer.segment,
         name=customer.name,
-        phone=customer.phone,
-        email=customer.email,
+        phone=phone,
+        email=email,
+        push_endpoints=push,
         channels={k: tuple(v) for k, v in channels.items()},
     )

@@ -14,6 +14,7 @@ from hub.db import Database, utcnow
 from hub.logs import get_logger
 from hub.metrics import SEND_LATENCY
 from hub.models import Notification
+from hub.receipts import deactivate_address
 
 log = get_logger("delivery")
 
@@ -64,7 +65,7 @@ def deliver(db: Database, adapter: ChannelAdapter, env: Envelope) -> SendResult:
     except Exception as exc:  # an adapter bug must not leave the record in `sending`
         result = SendResult.transient(f"adapter error: {type(exc).__name__}: {exc}")
     SEND_LATENCY.labels(env.channel).observe(time.perf_counter() - started)
-    _record(db, key, result)
+    _record(db, key, result, adapter.name)
     log.info(
         "send",
         idempotency_key=key,
@@ -115,15 +116,20 @@ def _claim(db: Database, key: str, env: Envelope, adapter: ChannelAdapter) -> Se
         return None
 
 
-def _record(db: Database, key: str, result: SendResult) -> None:
+def _record(db: Database, key: str, result: SendResult, source: str) -> None:
     with db.transaction() as session:
         row = session.scalars(
             select(Notification).where(Notification.idempotency_key == key)
         ).one()
+        if result.deactivate and row.address:
+            deactivate_address(session, row.channel, row.address, result.error or "", source)
         if result.ok:
             row.provider_message_id = result.provider_message_id
             row.error = None
-            _history(row, SENT)
+            if row.status == SENDING:
+                _history(row, SENT)
+            else:  # a provider receipt (e.g. delivered) overtook the provider's answer
+                row.history = [*row.history, {"status": SENT, "at": utcnow().isoformat()}]
         else:
             row.error = result.error
             _history(row, RETRY if result.error_class == "transient" else FAILED, result.error)

@@ -125,3 +125,53 @@ class Notification(Base):
     history: Mapped[list[Any]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# --- channels (issue 6): push subscriptions, address suppressions, inbound keywords ---
+
+
+class WebPushSubscription(Base):
+    """A browser's PushSubscription for a customer; deactivated when the service says 404/410."""
+
+    __tablename__ = "webpush_subscriptions"
+    __table_args__ = (Index("ix_webpush_subscriptions_customer", "customer_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(128))
+    endpoint: Mapped[str] = mapped_column(String(1024), unique=True)
+    p256dh: Mapped[str] = mapped_column(String(128))
+    auth: Mapped[str] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(256))
+    active: Mapped[bool] = mapped_column(default=True)
+    deactivated_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deactivated_at: Mapped[datetime | None]
+
+
+class ChannelSuppression(Base):
+    """An address the hub must not use on a channel (STOP, invalid number, hard bounce)."""
+
+    __tablename__ = "channel_suppressions"
+    __table_args__ = (Index("ix_channel_suppressions_address", "channel", "address"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    address: Mapped[str] = mapped_column(String(512))
+    reason: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lifted_at: Mapped[datetime | None]
+
+
+class InboundKeyword(Base):
+    """A consent keyword a recipient sent us (SMS STOP/START...), independent of notifications."""
+
+    __tablename__ = "inbound_keywords"
+    __table_args__ = (Index("ix_inbound_keywords_address", "channel", "address"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    address: Mapped[str] = mapped_column(String(512))
+    keyword: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(16))
+    provider: Mapped[str] = mapped_column(String(32))
+    provider_message_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)

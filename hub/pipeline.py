@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 
@@ -163,11 +163,16 @@ class Pipeline:
             adapter,
             Envelope(loaded.event_pk, profile.customer_id, parcel.get("tracking_number"),
                      etype.name, channel, address, rendered.locale, rendered.parts,
-                     {"event_type": etype.name, "tracking_number": parcel.get("tracking_number")}),
+                     {"event_type": etype.name, "tracking_number": parcel.get("tracking_number"),
+                      "category": etype.category, "urgent": etype.urgent,
+                      "url": (parcel.get("links") or {}).get("track")}),
         )
         if result.ok:
             return ChannelDecision(channel, Outcome.SENT, "sent", result.provider_message_id)
         self.stages.limiter.release(request)
+        if result.circuit_open:  # provider known to be down: wait, without spending an attempt
+            until = utcnow() + timedelta(seconds=result.retry_after or 1.0)
+            return ChannelDecision(channel, Outcome.DEFERRED, "circuit_open", result.error, until)
         if result.error_class is ErrorClass.TRANSIENT:
             return ChannelDecision(
                 channel, Outcome.DEFERRED, "provider_transient", result.error,

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import inspect
 
 from channels import ChannelAdapter
-from channels.registry import adapter_classes
-from hub import migrate
+from hub import migrate, transports
+from hub.alerts import OpsAlerts
 from hub.db import Database
 from hub.keys import KeyVerifier
 from hub.pipeline import Pipeline, Stages
@@ -23,8 +23,7 @@ LOGICAL_CHANNELS = ("sms", "email", "push")
 
 def build_transports(settings: Settings) -> dict[str, ChannelAdapter]:
     """Maps each logical channel to the adapter that carries it (console until configured)."""
-    console = adapter_classes()["console"](settings.console_outbox_path)
-    return {channel: console for channel in LOGICAL_CHANNELS}
+    return transports.build(settings)
 
 
 def build_stages(settings: Settings) -> Stages:
@@ -52,7 +51,8 @@ class HubRuntime:
 
     def start_worker(self) -> Worker:
         """Starts the embedded worker thread."""
-        self.worker = Worker(self.db, self.pipeline, self.settings)
+        self.worker = Worker(self.db, self.pipeline, self.settings,
+                             alerts=OpsAlerts.from_settings(self.settings))
         self._thread = self.worker.start_thread()
         return self.worker
 
