@@ -105,12 +105,21 @@ def make_hub(tmp_path: Path) -> Iterator[Callable[..., Hub]]:
 
     def build(**overrides: Any) -> Hub:
         overrides.setdefault("public_base_url", "https://hub.example")
-        runtime = make_runtime(f"sqlite:///{tmp_path / f'hub{len(made)}.db'}", tmp_path,
-                               **overrides)
+        runtime = make_runtime(
+            f"sqlite:///{tmp_path / f'hub{len(made)}.db'}", tmp_path, **overrides
+        )
         client = TestClient(create_app(runtime))
-        hub = Hub(runtime, client, api_key(runtime), Worker(
-            runtime.db, runtime.pipeline, runtime.settings,
-            OpsAlerts.from_settings(runtime.settings)))
+        hub = Hub(
+            runtime,
+            client,
+            api_key(runtime),
+            Worker(
+                runtime.db,
+                runtime.pipeline,
+                runtime.settings,
+                OpsAlerts.from_settings(runtime.settings),
+            ),
+        )
         made.append(hub)
         return hub
 
@@ -120,10 +129,17 @@ def make_hub(tmp_path: Path) -> Iterator[Callable[..., Hub]]:
 
 
 def twilio_settings(fake: FakeTwilio) -> dict[str, Any]:
-    return {"twilio_account_sid": fake.account_sid, "twilio_auth_token": fake.auth_token,
-            "twilio_from": "+48500000000", "twilio_api_base_url": fake.url}
+    return {
+        "twilio_account_sid": fake.account_sid,
+        "twilio_auth_token": fake.auth_token,
+        "twilio_from": "+48500000000",
+        "twilio_api_base_url": fake.url,
+    }
 
 
 def sendgrid_settings(fake: FakeSendGrid) -> dict[str, Any]:
-    return {"sendgrid_api_key": fake.api_key, "sendgrid_api_host": fake.url,
-            "sendgrid_webhook_public_key": fake.public_key}
+    return {
+        "sendgrid_api_key": fake.api_key,
+        "sendgrid_api_host": fake.url,
+        "sendgrid_webhook_public_key": fake.public_key,
+    }

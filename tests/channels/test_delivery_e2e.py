@@ -73,8 +73,11 @@ def _push_hub(make_hub, fake_push, **more):
 
 def _register(hub, fake_push, public, customer="c-push"):
     subscription = fake_push.subscribe(public)
-    reply = hub.client.post("/v1/push/subscriptions", headers=hub.auth,
-                            json={"customer_id": customer, "subscription": subscription})
+    reply = hub.client.post(
+        "/v1/push/subscriptions",
+        headers=hub.auth,
+        json={"customer_id": customer, "subscription": subscription},
+    )
     assert reply.status_code == 201, reply.text
     return subscription
 
@@ -118,8 +121,9 @@ def test_push_410_deactivates_and_next_event_falls_back(make_hub, fake_push, fak
     assert len(fake_sendgrid.mails) == 2 and len(fake_push.delivered) == 0
 
 
-def test_permanent_sms_failure_falls_back_and_suppresses_number(make_hub, fake_twilio,
-                                                                 fake_sendgrid):
+def test_permanent_sms_failure_falls_back_and_suppresses_number(
+    make_hub, fake_twilio, fake_sendgrid
+):
     hub = make_hub(**twilio_settings(fake_twilio), **sendgrid_settings(fake_sendgrid))
     fake_twilio.invalid.add("+48512345678")
     hub.post(event("evt-bad"))
@@ -151,9 +155,13 @@ def test_429_retry_after_is_honoured(make_hub, fake_twilio):
 
 
 def _outage(make_hub, fake_twilio, seconds: float, count: int = 12):
-    hub = make_hub(**twilio_settings(fake_twilio), breaker_threshold=3,
-                   breaker_cooldown_seconds=0.3, breaker_max_cooldown_seconds=2.0,
-                   max_attempts=25)
+    hub = make_hub(
+        **twilio_settings(fake_twilio),
+        breaker_threshold=3,
+        breaker_cooldown_seconds=0.3,
+        breaker_max_cooldown_seconds=2.0,
+        max_attempts=25,
+    )
     fake_twilio.faults.for_seconds(seconds, status=500)
     for i in range(count):
         body = event(f"evt-out-{i}")
@@ -181,8 +189,7 @@ def test_provider_outage_30s_then_recovery_delivers_each_once(make_hub, fake_twi
 
 
 def test_open_circuit_defers_without_spending_attempts(make_hub, fake_twilio):
-    hub = make_hub(**twilio_settings(fake_twilio), breaker_threshold=1,
-                   breaker_cooldown_seconds=60)
+    hub = make_hub(**twilio_settings(fake_twilio), breaker_threshold=1, breaker_cooldown_seconds=60)
     fake_twilio.faults.next(status=503)
     hub.post(event("evt-a"))
     hub.worker.run_once()  # fails: opens the circuit
@@ -198,8 +205,11 @@ def test_open_circuit_defers_without_spending_attempts(make_hub, fake_twilio):
 
 
 def test_max_age_dead_letters_and_alerts_ops(make_hub, fake_twilio, fake_json):
-    hub = make_hub(**twilio_settings(fake_twilio), delivery_max_age_seconds=0,
-                   apprise_urls=[fake_json.apprise_url("ops")])
+    hub = make_hub(
+        **twilio_settings(fake_twilio),
+        delivery_max_age_seconds=0,
+        apprise_urls=[fake_json.apprise_url("ops")],
+    )
     fake_twilio.faults.next(status=500)
     hub.post(event("evt-old"))
     hub.worker.run_once()
