@@ -17,13 +17,12 @@ from hub.api.app import create_app
 from hub.models import Customer, OutboxJob
 from hub.runtime import HubRuntime
 from hub.worker import Worker
-from tests.helpers import api_key, make_runtime
-
 from tests.fakes.apprise_json import FakeJsonEndpoint
 from tests.fakes.sendgrid import FakeSendGrid
 from tests.fakes.smtp import FakeSmtpRelay
 from tests.fakes.twilio import FakeTwilio
 from tests.fakes.webpush import FakePushService
+from tests.helpers import api_key, make_runtime
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Signed provider webhooks: genuine ones move the status, forged or replayed ones change nothing."""
+"""Signed provider webhooks: genuine ones move the status; forged or replayed change nothing."""
 
 from __future__ import annotations
 
