@@ -62,20 +62,22 @@ class CircuitBreaker:
             self.state, self._probing = CircuitState.HALF_OPEN, True
             return 0.0
 
-    def record(self, result: SendResult) -> None:
-        """Feeds a provider answer back: transient failures count toward opening."""
+    def record(self, result: SendResult) -> bool:
+        """Feeds a provider answer back; True when this answer opened a closed circuit."""
         with self._lock:
             failed = result.error_class is ErrorClass.TRANSIENT and not result.circuit_open
             if not failed:
                 self.state, self._failures, self._probing = CircuitState.CLOSED, 0, False
                 self._cooldown = self.policy.cooldown
-                return
+                return False
             self._failures += 1
             if self.state is CircuitState.HALF_OPEN:
                 self._cooldown = min(self._cooldown * 2, self.policy.max_cooldown)
                 self._open()
-            elif self._failures >= self.policy.threshold:
+            elif self.state is CircuitState.CLOSED and self._failures >= self.policy.threshold:
                 self._open()
+                return True
+            return False
 
     def _open(self) -> None:
         self.state, self._opened_at, self._probing = CircuitState.OPEN, self.clock(), False
@@ -84,10 +86,12 @@ class CircuitBreaker:
 class GuardedAdapter:
     """Wraps an adapter with its provider's circuit breaker; same protocol as the adapter."""
 
-    def __init__(self, adapter: ChannelAdapter, breaker: CircuitBreaker) -> None:
+    def __init__(self, adapter: ChannelAdapter, breaker: CircuitBreaker,
+                 on_open: Callable[[str], None] | None = None) -> None:
         self.adapter = adapter
         self.breaker = breaker
         self.name = adapter.name
+        self.on_open = on_open
 
     def send(self, message: OutgoingMessage) -> SendResult:
         """Sends unless the circuit is open; the answer feeds the breaker."""
@@ -95,7 +99,8 @@ class GuardedAdapter:
         if wait > 0:
             return SendResult.not_attempted(f"{self.name}: circuit open", retry_after=wait)
         result = self.adapter.send(message)
-        self.breaker.record(result)
+        if self.breaker.record(result) and self.on_open is not None:
+            self.on_open(self.name)  # outside the breaker's lock: alerts do I/O
         return result
 
     def reconcile(self, idempotency_key: str) -> SendResult | None:

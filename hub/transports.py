@@ -12,6 +12,7 @@ from typing import Any
 from channels import ChannelAdapter
 from channels.breaker import BreakerPolicy, CircuitBreaker, GuardedAdapter
 from channels.registry import adapter_classes
+from hub.alerts import OpsAlerts
 from hub.settings import Settings
 
 STATUS_CALLBACK_PATH = "/v1/webhooks/twilio/status"
@@ -67,7 +68,8 @@ def guard(adapter: ChannelAdapter, settings: Settings) -> ChannelAdapter:
     """The adapter behind its provider's circuit breaker."""
     policy = BreakerPolicy(settings.breaker_threshold, settings.breaker_cooldown_seconds,
                            settings.breaker_max_cooldown_seconds)
-    return GuardedAdapter(adapter, CircuitBreaker(policy))
+    alerts = OpsAlerts.from_settings(settings)
+    return GuardedAdapter(adapter, CircuitBreaker(policy), on_open=alerts.circuit_opened)
 
 
 def build(settings: Settings) -> dict[str, ChannelAdapter]:

@@ -217,3 +217,15 @@ def test_max_age_dead_letters_and_alerts_ops(make_hub, fake_twilio, fake_json):
     assert decisions[-1]["reason"] == "max_age_exceeded"
     (alert,) = fake_json.received
     assert alert["body"]["title"] == "Parcel Hub: dead letter"
+
+
+def test_provider_outage_alerts_ops_once(make_hub, fake_twilio, fake_json):
+    hub = make_hub(**twilio_settings(fake_twilio), breaker_threshold=2,
+                   breaker_cooldown_seconds=60, apprise_urls=[fake_json.apprise_url("ops")])
+    fake_twilio.faults.for_seconds(60, status=502)
+    for i in range(4):
+        hub.post(event(f"evt-{i}", type_="parcel.in_transit" if i % 2 else "parcel.delivered"))
+    hub.worker.run_once()
+    outage = [r for r in fake_json.received if "outage" in r["body"]["title"]]
+    assert len(outage) == 1 and "twilio" in outage[0]["body"]["message"]
+    assert fake_twilio.requests == 2  # the rest were deferred, not sent into the outage
