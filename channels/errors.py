@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
 from channels.base import ErrorClass, SendResult
@@ -28,12 +29,19 @@ class ConfigurationError(ChannelError):
     """An adapter's settings are missing or wrong; the message names the field."""
 
 
-Rule = tuple[ErrorClass, bool]
-"""An error's class and whether the address itself is dead (deactivate it)."""
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """An error's class, and what it says about the address (dead, or opted out)."""
 
-TRANSIENT: Rule = (ErrorClass.TRANSIENT, False)
-PERMANENT: Rule = (ErrorClass.PERMANENT, False)
-DEAD_ADDRESS: Rule = (ErrorClass.PERMANENT, True)
+    error_class: ErrorClass
+    deactivate: bool = False
+    opted_out: bool = False
+
+
+TRANSIENT = Rule(ErrorClass.TRANSIENT)
+PERMANENT = Rule(ErrorClass.PERMANENT)
+DEAD_ADDRESS = Rule(ErrorClass.PERMANENT, deactivate=True)
+OPTED_OUT = Rule(ErrorClass.PERMANENT, deactivate=True, opted_out=True)
 
 
 class ErrorTable:
@@ -61,10 +69,10 @@ class ErrorTable:
         retry_after: float | None = None,
     ) -> SendResult:
         """The SendResult for a failed send, classified by this table."""
-        kind, dead = self.classify(status, code)
-        if kind is ErrorClass.TRANSIENT:
+        rule = self.classify(status, code)
+        if rule.error_class is ErrorClass.TRANSIENT:
             return SendResult.transient(detail, retry_after)
-        return SendResult.permanent(detail, deactivate=dead)
+        return SendResult.permanent(detail, deactivate=rule.deactivate, opted_out=rule.opted_out)
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

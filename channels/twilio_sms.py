@@ -22,6 +22,7 @@ from twilio.rest import Client
 from channels.base import OutgoingMessage, SendResult
 from channels.errors import (
     DEAD_ADDRESS,
+    OPTED_OUT,
     PERMANENT,
     TRANSIENT,
     ConfigurationError,
@@ -33,7 +34,7 @@ from channels.errors import (
 ERRORS = ErrorTable({
     21211: DEAD_ADDRESS,  # invalid 'To' phone number
     21214: DEAD_ADDRESS,  # 'To' number cannot be reached
-    21610: DEAD_ADDRESS,  # recipient replied STOP: unsubscribed
+    21610: OPTED_OUT,     # recipient replied STOP: unsubscribed (a consent withdrawal)
     21614: DEAD_ADDRESS,  # 'To' is not a mobile number
     21612: PERMANENT,     # this 'To'/'From' combination cannot be routed
     21408: PERMANENT,     # sending to this region is not enabled

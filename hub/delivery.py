@@ -122,7 +122,8 @@ def _record(db: Database, key: str, result: SendResult, source: str) -> None:
             select(Notification).where(Notification.idempotency_key == key)
         ).one()
         if result.deactivate and row.address:
-            deactivate_address(session, row.channel, row.address, result.error or "", source)
+            deactivate_address(session, row.channel, row.address, result.error or "", source,
+                               opted_out=result.opted_out)
         if result.ok:
             row.provider_message_id = result.provider_message_id
             row.error = None

@@ -90,8 +90,15 @@ def apply_status(row: Notification, status: str, *, provider_message_id: str | N
 
 
 def deactivate_address(session: Session, channel: str, address: str, reason: str,
-                       source: str) -> None:
-    """Stops using a dead address: a push subscription is deactivated, others suppressed."""
+                       source: str, opted_out: bool = False) -> None:
+    """Stops using a dead address: a push subscription is deactivated, others suppressed.
+
+    `opted_out` (the provider says the recipient unsubscribed) is a consent withdrawal.
+    """
+    if opted_out:
+        consent_change(session, ConsentSignal(channel, address, KeywordAction.WITHDRAW,
+                                              "provider_opt_out", source))
+        return
     if channel == "push":
         try:
             endpoint = json.loads(address)["endpoint"]

@@ -93,7 +93,8 @@ def _twilio_status(request: Request, params: dict[str, str], status: str) -> Non
                      receipt_id=f"twilio:{sid}:{params.get('MessageStatus')}", source="twilio")
         if code in ("21610", "30004", "30005", "30006") and row.address:
             # unsubscribed, blocked, unknown or landline destination: stop using it
-            deactivate_address(session, "sms", row.address, f"twilio error {code}", "twilio")
+            deactivate_address(session, "sms", row.address, f"twilio error {code}", "twilio",
+                               opted_out=code == "21610")
 
 
 @router.post("/webhooks/twilio/inbound")

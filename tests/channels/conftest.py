@@ -102,11 +102,10 @@ def make_hub(tmp_path: Path) -> Iterator[Callable[..., Hub]]:
     """Builds hubs on a fresh SQLite store with settings overrides (provider URLs, keys)."""
     made: list[Hub] = []
 
-    def build(**overrides: Any) -> Hub:
+    def build(database_url: str | None = None, **overrides: Any) -> Hub:
         overrides.setdefault("public_base_url", "https://hub.example")
-        runtime = make_runtime(
-            f"sqlite:///{tmp_path / f'hub{len(made)}.db'}", tmp_path, **overrides
-        )
+        url = database_url or f"sqlite:///{tmp_path / f'hub{len(made)}.db'}"
+        runtime = make_runtime(url, tmp_path, **overrides)
         client = TestClient(create_app(runtime))
         hub = Hub(
             runtime,

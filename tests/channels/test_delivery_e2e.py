@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from channels.webpush import generate_vapid_keys
-from hub.models import OutboxJob, WebPushSubscription
+from hub.models import ChannelSuppression, OutboxJob, WebPushSubscription
 from tests.channels.conftest import sendgrid_settings, twilio_settings
 from tests.helpers import event
 
@@ -229,3 +229,27 @@ def test_provider_outage_alerts_ops_once(make_hub, fake_twilio, fake_json):
     outage = [r for r in fake_json.received if "outage" in r["body"]["title"]]
     assert len(outage) == 1 and "twilio" in outage[0]["body"]["message"]
     assert fake_twilio.requests == 2  # the rest were deferred, not sent into the outage
+
+
+def test_outage_recovery_on_each_store(make_hub, fake_twilio, database_url):
+    """The same once-and-only-once outcome on SQLite and on the real PostgreSQL."""
+    hub = make_hub(database_url=database_url, **twilio_settings(fake_twilio),
+                   breaker_threshold=2, breaker_cooldown_seconds=0.2,
+                   breaker_max_cooldown_seconds=0.5, max_attempts=25)
+    fake_twilio.faults.for_seconds(1.5, status=500)
+    for i in range(6):
+        hub.post(event(f"evt-pg-{i}", parcel={**event()["parcel"],
+                                               "tracking_number": f"PX{i:08d}"}))
+    hub.run_until_idle(timeout=30)
+    assert len(fake_twilio.by_key) == 6 and set(fake_twilio.by_key.values()) == {1}
+
+
+def test_twilio_21610_is_a_consent_withdrawal(make_hub, fake_twilio, fake_sendgrid):
+    hub = make_hub(**twilio_settings(fake_twilio), **sendgrid_settings(fake_sendgrid))
+    fake_twilio.stopped.add("+48512345678")
+    hub.post(event("evt-stopped"))
+    hub.run_until_idle()
+    with hub.runtime.db.sessions() as session:
+        (sup,) = session.scalars(select(ChannelSuppression)).all()
+        assert (sup.channel, sup.reason, sup.source) == ("sms", "recipient_opt_out", "twilio")
+    assert len(fake_sendgrid.mails) == 1  # fell back to e-mail
