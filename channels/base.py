@@ -68,6 +68,9 @@ class ChannelAdapter(Protocol):
     """What every adapter offers the delivery code."""
 
     name: str
+    # True when `reconcile` returning None proves the provider never got the message
+    # (so it is safe to send after a crash); False when None only means "cannot tell".
+    authoritative_reconcile: bool
 
     def send(self, message: OutgoingMessage) -> SendResult:
         """Hand the message to the provider; never raises for provider errors."""

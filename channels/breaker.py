@@ -103,6 +103,11 @@ class GuardedAdapter:
             self.on_open(self.name)  # outside the breaker's lock: alerts do I/O
         return result
 
+    @property
+    def authoritative_reconcile(self) -> bool:
+        """Whether the wrapped adapter's "not found" means "never sent" (see hub.delivery)."""
+        return bool(getattr(self.adapter, "authoritative_reconcile", False))
+
     def reconcile(self, idempotency_key: str) -> SendResult | None:
         """Delegates to the wrapped adapter."""
         return self.adapter.reconcile(idempotency_key)

@@ -14,6 +14,7 @@ class ConsoleAdapter:
     """Writes messages to a JSONL file (fsync'd), so the demo and tests can read what went out."""
 
     name = "console"
+    authoritative_reconcile = True  # the file is the provider: absence proves no send
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)

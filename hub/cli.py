@@ -10,7 +10,7 @@ import typer
 
 from hub.keys import Scope, create_key
 from hub.logs import configure
-from hub.settings import get_settings
+from hub.settings import Settings, get_settings
 
 app = typer.Typer(help="Parcel Hub: omnichannel notifications for parcel events.",
                   no_args_is_help=True, add_completion=False)
@@ -34,6 +34,10 @@ def serve(
 
     settings = get_settings()
     configure(settings.log_level, settings.log_json)
+    if host not in ("127.0.0.1", "localhost", "::1") and settings.uses_dev_secret:
+        typer.echo("refusing to serve on a non-loopback host with the development "
+                   "HUB_SECRET_KEY; set a random secret first", err=True)
+        raise typer.Exit(2)
     HubRuntime.build(settings).db.dispose()  # migrate an empty store once, before forking
     os.environ["HUB_EMBEDDED_WORKER"] = "true" if worker and settings.embedded_worker else "false"
     get_settings.cache_clear()
@@ -43,29 +47,62 @@ def serve(
 
 @app.command("worker")
 def worker_cmd(
-    threads: Annotated[int, typer.Option(help="Worker threads in this process")] = 1,
+    processes: Annotated[int, typer.Option(help="Worker processes")] = 1,
+    threads: Annotated[int, typer.Option(help="Worker threads per process")] = 1,
 ) -> None:
-    """Run outbox workers until SIGTERM/SIGINT (finishing the job in hand)."""
-    from hub.runtime import HubRuntime
-    from hub.worker import Worker
+    """Run workers until SIGTERM/SIGINT: jobs in hand finish, unstarted ones go back.
+
+    With HUB_BROKER_URL set they are dramatiq consumers plus the outbox relay; otherwise
+    they poll the outbox directly.
+    """
+    import subprocess
+    import sys
 
     settings = get_settings()
     configure(settings.log_level, settings.log_json)
-    runtime = HubRuntime.build(settings)
-    from hub.alerts import OpsAlerts
-
-    alerts = OpsAlerts.from_settings(settings)
-    workers = [Worker(runtime.db, runtime.pipeline, settings, alerts) for _ in range(threads)]
+    children = [
+        subprocess.Popen([sys.executable, "-m", "hub", "worker", "--threads", str(threads)])
+        for _ in range(processes - 1)
+    ]
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    running = [w.start_thread() for w in workers]
-    while not stop.wait(0.5):
-        pass
-    for w in workers:
-        w.stop()
-    for t in running:
-        t.join(timeout=60)
+    _run_workers(settings, threads, stop)
+    for child in children:
+        child.send_signal(signal.SIGTERM)
+    failed = sum(child.wait() != 0 for child in children)
+    raise typer.Exit(1 if failed else 0)
+
+
+def _run_workers(settings: Settings, threads: int, stop: threading.Event) -> None:
+    from hub.runtime import HubRuntime
+    from hub.worker import Worker
+
+    runtime = HubRuntime.build(settings)
+    if settings.broker_url:
+        import dramatiq
+
+        from hub.dispatch import Dispatcher, make_broker
+
+        dispatcher = Dispatcher(runtime, make_broker(settings.broker_url))
+        consumer = dramatiq.Worker(dispatcher.broker, queues={settings.broker_queue}, worker_threads=threads)
+        consumer.start()
+        relay = dispatcher.start_relay()
+        while not stop.wait(0.5):
+            pass
+        dispatcher.stop()
+        relay.join(timeout=10)
+        consumer.stop(timeout=60_000)  # finishes messages in hand, requeues prefetched ones
+        dispatcher.broker.close()
+    else:
+        workers = [Worker(runtime.db, runtime.pipeline, settings) for _ in range(threads)]
+        running = [w.start_thread() for w in workers]
+        while not stop.wait(0.5):
+            pass
+        for w in workers:
+            w.stop()
+        for t in running:
+            t.join(timeout=60)
     runtime.db.dispose()
 
 
@@ -79,6 +116,20 @@ def migrate() -> None:
     migrations.upgrade(db)
     typer.echo("database schema is current")
     db.dispose()
+
+
+@app.command()
+def purge() -> None:
+    """Clear rendered message bodies and event payloads older than HUB_RETENTION_DAYS."""
+    from hub.gdpr import purge_expired
+    from hub.runtime import HubRuntime
+
+    settings = get_settings()
+    runtime = HubRuntime.build(settings)
+    report = purge_expired(runtime.db, settings)
+    typer.echo(f"purged {report.bodies} message bodies and {report.payloads} event payloads "
+               f"older than {report.cutoff:%Y-%m-%d %H:%M} UTC")
+    runtime.db.dispose()
 
 
 @keys_app.command("create")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,18 +39,19 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine tuned for its backend: SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE."""
+def make_engine(url: str, immediate: bool = True, **kwargs: Any) -> Engine:
+    """An engine tuned for its backend: SQLite gets WAL, a busy timeout and, for writers,
+    BEGIN IMMEDIATE."""
     if url.startswith("sqlite"):
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
         )
-        _tune_sqlite(engine)
+        _tune_sqlite(engine, "BEGIN IMMEDIATE" if immediate else "BEGIN")
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
 
 
-def _tune_sqlite(engine: Engine) -> None:
+def _tune_sqlite(engine: Engine, begin: str) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy emit BEGIN itself (below) instead of pysqlite's implicit handling.
@@ -66,16 +68,29 @@ def _tune_sqlite(engine: Engine) -> None:
     def _on_begin(conn: Any) -> None:
         # IMMEDIATE takes the write lock up front, so two writers queue on busy_timeout
         # instead of deadlocking when a reader upgrades to a writer.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql(begin)
 
 
 class Database:
-    """An engine plus its session factory; the unit every component receives."""
+    """The store as every component receives it: `transaction()` for writes, `sessions()`
+    for reads.
+
+    On SQLite, writers take the database lock up front (BEGIN IMMEDIATE) and queue on an
+    in-process lock first: SQLite's own busy handler sleeps in coarse steps (up to 100 ms),
+    which under concurrent requests costs far more than the write itself.
+    """
 
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._writer = sessionmaker(self.engine, expire_on_commit=False)
+        if self.engine.dialect.name == "sqlite":
+            self._read_engine = make_engine(url, immediate=False, **engine_kwargs)
+            self._write_lock: AbstractContextManager[Any] = threading.RLock()
+        else:
+            self._read_engine = self.engine
+            self._write_lock = nullcontext()
+        self.sessions = sessionmaker(self._read_engine, expire_on_commit=False)
 
     @property
     def dialect(self) -> str:
@@ -83,9 +98,10 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A session whose work commits on success and rolls back on any error."""
-        with self.sessions() as session, session.begin():
+        """A write session whose work commits on success and rolls back on any error."""
+        with self._write_lock, self._writer() as session, session.begin():
             yield session
 
     def dispose(self) -> None:
         self.engine.dispose()
+        self._read_engine.dispose()

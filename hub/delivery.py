@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 
 from channels import ChannelAdapter, OutgoingMessage, SendResult
+from hub import failpoints
 from hub.db import Database, utcnow
 from hub.logs import get_logger
 from hub.metrics import SEND_LATENCY
@@ -20,7 +21,12 @@ log = get_logger("delivery")
 
 # Statuses of a notification; `sending` is held only across the provider call.
 SENDING, SENT, RETRY, FAILED, UNCONFIRMED = "sending", "sent", "retry", "failed", "unconfirmed"
-DONE_STATUSES = {SENT, "delivered", "opened", "clicked"}
+DONE_STATUSES = {SENT, "delivered", "opened", "clicked", "bounced", "complained",
+                 "unsubscribed"}  # the provider accepted it: never again
+UNCONFIRMED_DETAIL = (
+    "a worker stopped during the provider call and the provider cannot confirm it; "
+    "not repeated, to avoid a duplicate"
+)
 
 
 def idempotency_key(event_pk: int, channel: str, address: str) -> str:
@@ -55,19 +61,22 @@ def _history(row: Notification, status: str, detail: str | None = None) -> None:
 def deliver(db: Database, adapter: ChannelAdapter, env: Envelope) -> SendResult:
     """Sends once: claims the send record, calls the provider, records the answer."""
     key = idempotency_key(env.event_pk, env.channel, env.address)
-    earlier = _claim(db, key, env, adapter)
+    earlier, notification_id = _claim(db, key, env, adapter)
     if earlier is not None:
         return earlier
     message = OutgoingMessage(key, env.channel, env.address, env.parts, env.locale, env.metadata)
+    failpoints.reach(failpoints.BEFORE_SEND)
     started = time.perf_counter()
     try:
         result = adapter.send(message)
     except Exception as exc:  # an adapter bug must not leave the record in `sending`
         result = SendResult.transient(f"adapter error: {type(exc).__name__}: {exc}")
     SEND_LATENCY.labels(env.channel).observe(time.perf_counter() - started)
+    failpoints.reach(failpoints.AFTER_SEND)
     _record(db, key, result, adapter.name)
     log.info(
         "send",
+        notification_id=notification_id,
         idempotency_key=key,
         channel=env.channel,
         adapter=adapter.name,
@@ -77,8 +86,11 @@ def deliver(db: Database, adapter: ChannelAdapter, env: Envelope) -> SendResult:
     return result
 
 
-def _claim(db: Database, key: str, env: Envelope, adapter: ChannelAdapter) -> SendResult | None:
-    """Marks the record `sending` (committed); returns a result instead if no send is owed."""
+def _claim(
+    db: Database, key: str, env: Envelope, adapter: ChannelAdapter
+) -> tuple[SendResult | None, int]:
+    """Marks the record `sending` (committed) and returns its id, with a result instead if
+    no send is owed."""
     with db.transaction() as session:
         row = session.scalar(select(Notification).where(Notification.idempotency_key == key))
         if row is None:
@@ -96,24 +108,30 @@ def _claim(db: Database, key: str, env: Envelope, adapter: ChannelAdapter) -> Se
             )
             session.add(row)
             _history(row, SENDING)
-            return None
+            session.flush()
+            return None, row.id
         if row.status in DONE_STATUSES:
-            return SendResult.sent(row.provider_message_id or "")
-        if row.status in (FAILED, UNCONFIRMED):
-            return SendResult.permanent(row.error or row.status)
+            return SendResult.sent(row.provider_message_id or ""), row.id
+        if row.status == UNCONFIRMED:
+            return SendResult.permanent(UNCONFIRMED_DETAIL), row.id
+        if row.status == FAILED:
+            return SendResult.permanent(row.error or row.status), row.id
         if row.status == SENDING:
             # A worker died between the provider call and recording its answer.
             found = adapter.reconcile(key)
             if found is not None:
                 row.provider_message_id = found.provider_message_id
                 _history(row, SENT, "reconciled after a crash")
-                return found
-            row.error = "the provider call may have happened; not repeated to avoid a duplicate"
+                return found, row.id
+            if getattr(adapter, "authoritative_reconcile", False):
+                _history(row, SENDING, "provider never got it; sending after a crash")
+                return None, row.id
+            row.error = UNCONFIRMED_DETAIL
             _history(row, UNCONFIRMED, row.error)
-            return SendResult.permanent(row.error)
+            return SendResult.permanent(UNCONFIRMED_DETAIL), row.id
         row.content = env.parts
         _history(row, SENDING)  # RETRY: the last attempt failed transiently
-        return None
+        return None, row.id
 
 
 def _record(db: Database, key: str, result: SendResult, source: str) -> None:

@@ -95,7 +95,8 @@ def _run(tmp: Path) -> int:
     configure(settings.log_level, json=True)
     started = time.monotonic()
     runtime = HubRuntime.build(settings)
-    token = create_key(runtime.db, "demo-carrier", [Scope.EVENTS_WRITE, Scope.EVENTS_READ])
+    token = create_key(runtime.db, "demo-carrier",
+                       [Scope.EVENTS_WRITE, Scope.EVENTS_READ, Scope.CUSTOMERS_WRITE])
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(runtime, embedded_worker=True),
                                            host="127.0.0.1", port=port, log_level="warning"))
@@ -117,9 +118,20 @@ def _run(tmp: Path) -> int:
     return 0
 
 
+def _register_customers(http: httpx.Client) -> None:
+    """Profiles through the customer API; Olena prefers e-mail but has none, so SMS steps in."""
+    for customer in CUSTOMERS:
+        profile = {k: v for k, v in customer.items() if k != "id"}
+        http.put(f"/v1/customers/{customer['id']}", json=profile).raise_for_status()
+    http.put("/v1/customers/c-1002/preferences",
+             json={"channels": {"transactional": ["email", "sms"]}}).raise_for_status()
+    print("registered customers; c-1002 prefers e-mail (has none) with SMS as fallback")
+
+
 def _post_journeys(http: httpx.Client) -> list[str]:
     start = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
     posted: list[str] = []
+    _register_customers(http)
     for index, customer in enumerate(CUSTOMERS):
         events = journey_events(customer, index, start)
         ordered = events[:3] + events[4:]  # failed attempt is held back: it arrives late

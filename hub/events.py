@@ -15,11 +15,13 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     EmailStr,
     Field,
     HttpUrl,
     field_validator,
+    model_validator,
 )
 
 _TYPES_FILE = Path(__file__).with_name("event_types.toml")
@@ -70,6 +72,14 @@ def _decimal_string(value: str) -> str:
     return value
 
 
+def _iso_string(value: Any) -> Any:
+    if not isinstance(value, str | datetime):
+        raise ValueError("must be an ISO-8601 timestamp string with a UTC offset")
+    return value
+
+
+# Timestamps must carry their offset: a naive time is ambiguous across Europe's DST changes.
+Instant = Annotated[AwareDatetime, BeforeValidator(_iso_string)]
 DecimalString = Annotated[str, Field(max_length=32), AfterValidator(_decimal_string)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 ShortText = Annotated[str, Field(min_length=1, max_length=200)]
@@ -93,8 +103,8 @@ class CustomerRef(_Strict):
 
 
 class EtaWindow(_Strict):
-    from_: AwareDatetime = Field(alias="from")
-    to: AwareDatetime
+    from_: Instant = Field(alias="from")
+    to: Instant
 
 
 class PickupPoint(_Strict):
@@ -102,7 +112,7 @@ class PickupPoint(_Strict):
     name: ShortText | None = None
     address: ShortText | None = None
     code: Annotated[str, Field(max_length=32)] | None = None
-    deadline: AwareDatetime | None = None
+    deadline: Instant | None = None
 
 
 class Money(_Strict):
@@ -135,7 +145,7 @@ class EventIn(_Strict):
 
     event_id: Annotated[str, Field(min_length=1, max_length=128)]
     type: Annotated[str, AfterValidator(_known_type)]
-    occurred_at: AwareDatetime
+    occurred_at: Instant
     customer: CustomerRef
     parcel: Parcel | None = None
     data: dict[str, Any] = Field(default_factory=dict)
@@ -146,6 +156,12 @@ class EventIn(_Strict):
         if len(value) > 100:
             raise ValueError("data may hold at most 100 keys")
         return value
+
+    @model_validator(mode="after")
+    def _parcel_for_parcel_events(self) -> EventIn:
+        if self.type.startswith("parcel.") and self.parcel is None:
+            raise ValueError(f"a {self.type} event needs a parcel")
+        return self
 
     @property
     def event_type(self) -> EventType:

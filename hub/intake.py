@@ -9,10 +9,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
-from hub.db import Database
+from hub.db import Database, utcnow
 from hub.events import EventIn
 from hub.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE
 from hub.models import Event, OutboxJob
@@ -61,47 +63,71 @@ def accept(db: Database, producer: str, events: Sequence[EventIn]) -> list[Intak
     raise AssertionError("unreachable")
 
 
+def _insert_ignoring_duplicates(db: Database) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING (compiled once, run as executemany)."""
+    dialect_insert = pg_insert if db.dialect == "postgresql" else sqlite_insert
+    table = Event.__table__
+    return (
+        dialect_insert(table)
+        .on_conflict_do_nothing(index_elements=["producer", "event_id"])
+        .returning(table.c.id, table.c.event_id)
+    )
+
+
 def _accept_once(db: Database, producer: str, events: Sequence[EventIn]) -> list[IntakeResult]:
-    staged: dict[str, tuple[EventIn, dict[str, Any], str]] = {}
+    staged: dict[str, dict[str, Any]] = {}
     conflicts: list[str] = []
     for ev in events:
         payload = ev.canonical()
-        digest = payload_hash(payload)
-        if ev.event_id in staged and staged[ev.event_id][2] != digest:
-            conflicts.append(ev.event_id)
-        staged.setdefault(ev.event_id, (ev, payload, digest))
-    with db.transaction() as session:
-        existing = {
-            row.event_id: row
-            for row in session.execute(
-                select(Event.event_id, Event.payload_hash, Event.state).where(
-                    Event.producer == producer, Event.event_id.in_(list(staged))
-                )
-            )
+        row = {
+            "producer": producer,
+            "event_id": ev.event_id,
+            "type": ev.type,
+            "category": ev.event_type.category.value,
+            "customer_id": ev.customer.id,
+            "tracking_number": ev.parcel.tracking_number if ev.parcel else None,
+            "occurred_at": ev.occurred_at,
+            "received_at": utcnow(),
+            "payload_hash": payload_hash(payload),
+            "payload": payload,
+            "state": "accepted",
         }
-        conflicts += [eid for eid, row in existing.items() if row.payload_hash != staged[eid][2]]
-        if conflicts:
-            raise IdempotencyConflict(sorted(set(conflicts)))
-        new = [
-            Event(
-                producer=producer,
-                event_id=ev.event_id,
-                type=ev.type,
-                category=ev.event_type.category,
-                customer_id=ev.customer.id,
-                tracking_number=ev.parcel.tracking_number if ev.parcel else None,
-                occurred_at=ev.occurred_at,
-                payload_hash=digest,
-                payload=payload,
+        earlier = staged.setdefault(ev.event_id, row)
+        if earlier["payload_hash"] != row["payload_hash"]:
+            conflicts.append(ev.event_id)
+    if conflicts:
+        raise IdempotencyConflict(sorted(set(conflicts)))
+    with db.transaction() as session:
+        inserted = dict(
+            (event_id, pk)
+            for pk, event_id in session.connection().execute(
+                _insert_ignoring_duplicates(db), list(staged.values())
             )
-            for eid, (ev, payload, digest) in staged.items()
-            if eid not in existing
-        ]
-        session.add_all(new)
-        session.flush()
-        session.add_all(OutboxJob(event_pk=row.id) for row in new)
-    for row in new:
-        EVENTS_ACCEPTED.labels(row.type).inc()
+        )
+        existing = {}
+        if len(inserted) < len(staged):
+            existing = {
+                row.event_id: row
+                for row in session.execute(
+                    select(Event.event_id, Event.payload_hash, Event.state).where(
+                        Event.producer == producer,
+                        Event.event_id.in_([e for e in staged if e not in inserted]),
+                    )
+                )
+            }
+            conflicts = [e for e, row in existing.items()
+                         if row.payload_hash != staged[e]["payload_hash"]]
+            if conflicts:  # raising rolls back this batch's inserts too
+                raise IdempotencyConflict(sorted(conflicts))
+        if inserted:
+            now = utcnow()
+            session.connection().execute(
+                insert(OutboxJob.__table__),
+                [{"event_pk": pk, "state": "pending", "not_before": now, "attempts": 0,
+                  "created_at": now, "updated_at": now} for pk in inserted.values()],
+            )
+    for event_id in inserted:
+        EVENTS_ACCEPTED.labels(staged[event_id]["type"]).inc()
     EVENTS_DUPLICATE.inc(len(existing))
     results, seen = [], set()
     for ev in events:

@@ -66,14 +66,19 @@ class KeyVerifier:
         self._cache: dict[str, tuple[float, Principal]] = {}
         self._lock = threading.Lock()
 
+    def cached(self, token: str) -> Principal | None:
+        """The principal if this token was verified within the last `cache_seconds`."""
+        with self._lock:
+            hit = self._cache.get(_hash(token))
+        return hit[1] if hit and hit[0] > time.monotonic() else None
+
     def verify(self, token: str) -> Principal | None:
-        """The principal for a valid, unrevoked token, else None."""
+        """The principal for a valid, unrevoked token, else None (may read the store)."""
+        hit = self.cached(token)
+        if hit is not None:
+            return hit
         now = time.monotonic()
         digest = _hash(token)
-        with self._lock:
-            hit = self._cache.get(digest)
-        if hit and hit[0] > now:
-            return hit[1]
         principal = self._lookup(token)
         if principal is not None:
             with self._lock:

@@ -38,6 +38,8 @@ class Customer(Base):
     name: Mapped[str | None] = mapped_column(String(200))
     phone: Mapped[str | None] = mapped_column(String(32))
     email: Mapped[str | None] = mapped_column(String(320))
+    phone_verified: Mapped[bool] = mapped_column(default=False)  # preferences (issue 4)
+    email_verified: Mapped[bool] = mapped_column(default=False)  # preferences (issue 4)
     locale: Mapped[str] = mapped_column(String(16), default="pl")
     tone: Mapped[str] = mapped_column(String(16), default="formal")
     time_zone: Mapped[str] = mapped_column(String(64), default="Europe/Warsaw")
@@ -127,24 +129,52 @@ class Notification(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-# --- channels (issue 6): push subscriptions, address suppressions, inbound keywords ---
+# --- preferences (issue 4): consent ledger, push subscriptions, erasure tombstones ---
 
 
-class WebPushSubscription(Base):
-    """A browser's PushSubscription for a customer; deactivated when the service says 404/410."""
+class ConsentRecord(Base):
+    """One row of the append-only consent ledger (never updated; deleted only by erasure)."""
 
-    __tablename__ = "webpush_subscriptions"
-    __table_args__ = (Index("ix_webpush_subscriptions_customer", "customer_id"),)
+    __tablename__ = "consents"
+    __table_args__ = (Index("ix_consents_customer", "customer_id", "recorded_at"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[str] = mapped_column(String(128))
+    purpose: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(16))
+    legal_basis: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(32))
+    text_version: Mapped[str | None] = mapped_column(String(64))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PushSubscriptionRow(Base):
+    """A browser push subscription of a customer; deactivated (not deleted) on 404/410."""
+
+    __tablename__ = "push_subscriptions"
+    __table_args__ = (Index("ix_push_subscriptions_customer", "customer_pk", "active"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_pk: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
     endpoint: Mapped[str] = mapped_column(String(1024), unique=True)
-    p256dh: Mapped[str] = mapped_column(String(128))
+    p256dh: Mapped[str] = mapped_column(String(256))
     auth: Mapped[str] = mapped_column(String(64))
-    user_agent: Mapped[str | None] = mapped_column(String(256))
+    expiration_time: Mapped[datetime | None]
     active: Mapped[bool] = mapped_column(default=True)
-    deactivated_reason: Mapped[str | None] = mapped_column(Text)
+    deactivated_reason: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    deactivated_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class CustomerTombstone(Base):
+    """What is left of an erased customer: a keyed, non-reversible digest of the external id."""
+
+    __tablename__ = "customer_tombstones"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    erased_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- channels (issue 6): address suppressions, inbound consent keywords ---
 
 
 class ChannelSuppression(Base):

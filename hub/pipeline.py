@@ -7,16 +7,27 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import structlog
 
 from channels import ChannelAdapter, ErrorClass
-from hub.customers import to_profile, upsert_inline
+from hub import failpoints
+from hub.customers import (
+    Recipient,
+    erased_recipient,
+    load_recipient,
+    tombstone_key,
+    upsert_inline,
+)
 from hub.db import Database, utcnow
-from hub.delivery import Envelope, deliver
+from hub.delivery import UNCONFIRMED_DETAIL, Envelope, deliver
 from hub.events import event_types
+from hub.gdpr import scrub_erased_event
+from hub.links import unsubscribe_link
 from hub.logs import get_logger
 from hub.models import Event, OutboxJob
-from preferences import Profile, Resolution, resolve
-from templates import Renderer, RenderRequest
+from hub.settings import get_settings
+from preferences import EventFacts, Profile, Resolution, resolve
+from templates import Renderer, RenderError, RenderRequest
 from templates.renderer import TemplateMissing
 from throttling import Limiter, ThrottleRequest, Verdict
 
@@ -66,14 +77,16 @@ class _Loaded:
     event_pk: int
     payload: dict[str, Any]
     profile: Profile
+    recipient: Recipient
 
 
 class Pipeline:
     """Runs the stages for an event and records why each channel was used or not."""
 
-    def __init__(self, db: Database, stages: Stages) -> None:
+    def __init__(self, db: Database, stages: Stages, erasure_key: str | None = None) -> None:
         self.db = db
         self.stages = stages
+        self.erasure_key = erasure_key or tombstone_key(get_settings())
 
     def load(self, job_id: int) -> _Loaded | None:
         """Reads the job's event and applies its inline customer details to the profile."""
@@ -84,19 +97,32 @@ class Pipeline:
             event = session.get(Event, job.event_pk)
             if event is None or event.payload is None:
                 return None
-            customer = upsert_inline(session, event.payload["customer"])
+            payload = event.payload
+            customer = upsert_inline(session, payload["customer"], self.erasure_key)
+            if customer is None:  # erased: skip every channel, keep nothing personal
+                recipient = erased_recipient(payload["customer"]["id"])
+                scrub_erased_event(event, self.erasure_key)
+            else:
+                recipient = load_recipient(session, customer)
             event.state = "processing"
             session.flush()
-            return _Loaded(event.id, event.payload, to_profile(customer))
+            return _Loaded(event.id, payload, recipient.profile, recipient)
 
     def run(self, job_id: int) -> JobOutcome | None:
         """Processes one job; returns None if the job no longer exists or is finished."""
         loaded = self.load(job_id)
         if loaded is None:
             return None
-        etype = event_types()[loaded.payload["type"]]
-        resolution = resolve(etype.category, loaded.profile)
-        return self._route(loaded, resolution)
+        with structlog.contextvars.bound_contextvars(event_id=loaded.payload["event_id"]):
+            etype = event_types()[loaded.payload["type"]]
+            recipient = loaded.recipient
+            resolution = resolve(EventFacts(etype.name, etype.category, etype.urgent),
+                                 recipient.profile, recipient.preferences, recipient.consents,
+                                 enabled_channels=tuple(self.stages.transports))
+            outcome = self._route(loaded, resolution)
+            log.info("processed", decisions=[f"{d.channel}:{d.outcome}:{d.reason}"
+                                             for d in outcome.decisions])
+            return outcome
 
     def _route(self, loaded: _Loaded, resolution: Resolution) -> JobOutcome:
         """Walks the routes in the customer's order: the first that sends wins, later ones
@@ -151,9 +177,11 @@ class Pipeline:
                 RenderRequest(etype.name, channel, resolution.locales, resolution.tone,
                               render_context(payload, profile))
             )
-        except TemplateMissing as exc:
+        except RenderError as exc:
             self.stages.limiter.release(request)
-            return ChannelDecision(channel, Outcome.FAILED, "template_missing", str(exc))
+            reason = "template_missing" if isinstance(exc, TemplateMissing) else "render_error"
+            return ChannelDecision(channel, Outcome.FAILED, reason, str(exc))
+        failpoints.reach(failpoints.RENDERED)
         adapter = self.stages.transports.get(channel)
         if adapter is None:
             self.stages.limiter.release(request)
@@ -163,12 +191,13 @@ class Pipeline:
             adapter,
             Envelope(loaded.event_pk, profile.customer_id, parcel.get("tracking_number"),
                      etype.name, channel, address, rendered.locale, rendered.parts,
-                     {"event_type": etype.name, "tracking_number": parcel.get("tracking_number"),
-                      "category": etype.category, "urgent": etype.urgent,
-                      "url": (parcel.get("links") or {}).get("track")}),
+                     _metadata(etype, parcel, profile.customer_id, channel)),
         )
         if result.ok:
             return ChannelDecision(channel, Outcome.SENT, "sent", result.provider_message_id)
+        if result.error == UNCONFIRMED_DETAIL:
+            # Most likely delivered: neither retried nor failed over to another channel.
+            return ChannelDecision(channel, Outcome.SENT, "send_unconfirmed", result.error)
         self.stages.limiter.release(request)
         if result.circuit_open:  # provider known to be down: wait, without spending an attempt
             until = utcnow() + timedelta(seconds=result.retry_after or 1.0)
@@ -179,6 +208,18 @@ class Pipeline:
                 retry_after=result.retry_after,
             )
         return ChannelDecision(channel, Outcome.FAILED, "provider_permanent", result.error)
+
+
+def _metadata(etype: Any, parcel: dict[str, Any], customer_id: str, channel: str
+              ) -> dict[str, Any]:
+    """What adapters may use besides the rendered parts (categories, topic, urgency...)."""
+    meta = {"event_type": etype.name, "tracking_number": parcel.get("tracking_number"),
+            "category": etype.category, "urgent": etype.urgent,
+            "url": (parcel.get("links") or {}).get("track")}
+    if channel == "email":  # List-Unsubscribe / one-click (RFC 8058) for the e-mail adapters
+        meta["unsubscribe_url"] = unsubscribe_link(get_settings(), customer_id,
+                                                   etype.category, channel)
+    return meta
 
 
 def render_context(payload: dict[str, Any], profile: Profile) -> dict[str, Any]:

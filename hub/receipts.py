@@ -12,12 +12,16 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hub.consents import set_channel_opt_in, stop_channel
+from hub.customers import deactivate_push_subscription, find_customers_by_phone
 from hub.db import utcnow
 from hub.logs import get_logger
-from hub.models import ChannelSuppression, InboundKeyword, Notification, WebPushSubscription
+from hub.models import Customer, InboundKeyword, Notification
+from hub.suppressions import lift, suppress
+from preferences import ConsentSource
 
 log = get_logger("receipts")
 
@@ -101,51 +105,12 @@ def deactivate_address(session: Session, channel: str, address: str, reason: str
         return
     if channel == "push":
         try:
-            endpoint = json.loads(address)["endpoint"]
+            endpoint = str(json.loads(address)["endpoint"])
         except (ValueError, KeyError, TypeError):
             endpoint = address
-        session.execute(
-            update(WebPushSubscription)
-            .where(WebPushSubscription.endpoint == endpoint, WebPushSubscription.active)
-            .values(active=False, deactivated_at=utcnow(), deactivated_reason=reason[:500]))
+        deactivate_push_subscription(session, endpoint, reason)
         return
     suppress(session, channel, address, "dead_address", source, reason)
-
-
-def suppress(session: Session, channel: str, address: str, reason: str, source: str,
-             detail: str | None = None) -> None:
-    """Adds an active suppression unless one exists."""
-    if not is_suppressed(session, channel, address):
-        session.add(ChannelSuppression(channel=channel, address=address, reason=reason,
-                                       source=source, detail=detail))
-
-
-def lift(session: Session, channel: str, address: str) -> None:
-    """Lifts the active suppressions of an address (the recipient opted back in)."""
-    session.execute(
-        update(ChannelSuppression)
-        .where(ChannelSuppression.channel == channel, ChannelSuppression.address == address,
-               ChannelSuppression.lifted_at.is_(None))
-        .values(lifted_at=utcnow()))
-
-
-def is_suppressed(session: Session, channel: str, address: str) -> bool:
-    """True while an address has an unlifted suppression on the channel."""
-    return session.scalar(
-        select(ChannelSuppression.id).where(
-            ChannelSuppression.channel == channel, ChannelSuppression.address == address,
-            ChannelSuppression.lifted_at.is_(None)).limit(1)) is not None
-
-
-def active_push_addresses(session: Session, customer_id: str) -> tuple[str, ...]:
-    """The customer's live push subscriptions, newest first, as adapter addresses (JSON)."""
-    rows = session.scalars(
-        select(WebPushSubscription)
-        .where(WebPushSubscription.customer_id == customer_id, WebPushSubscription.active)
-        .order_by(WebPushSubscription.id.desc())).all()
-    return tuple(json.dumps({"endpoint": r.endpoint, "keys": {"p256dh": r.p256dh,
-                                                               "auth": r.auth}})
-                 for r in rows)
 
 
 def keyword_action(text: str) -> tuple[str, KeywordAction]:
@@ -177,14 +142,36 @@ def apply_inbound_keyword(session: Session, channel: str, address: str, text: st
 def consent_change(session: Session, signal: ConsentSignal) -> None:
     """The single place where a channel-level consent signal takes effect.
 
-    Today: a withdrawal suppresses the address on that channel, a grant lifts it. The
-    consent ledger (preferences) plugs in here: append a withdrawn/granted row for every
-    purpose on `signal.channel` for the customer(s) holding `signal.address`.
+    A withdrawal suppresses the address on that channel and, for every customer holding
+    the address, writes the consent ledger's channel stop (marketing and loyalty consents
+    withdrawn, transactional notices opted out). A grant (START) lifts the suppression and
+    opts transactional notices back in; it does not re-grant marketing or loyalty consent,
+    which needs the customer's informed opt-in (preference center).
     """
+    customers = _customers_at(session, signal.channel, signal.address)
     if signal.action is KeywordAction.WITHDRAW:
         suppress(session, signal.channel, signal.address, "recipient_opt_out", signal.source,
                  f"keyword {signal.keyword}")
+        for customer_id in customers:
+            stop_channel(session, customer_id, signal.channel, source=_ledger_source(signal))
     elif signal.action is KeywordAction.GRANT:
         lift(session, signal.channel, signal.address)
+        for customer_id in customers:
+            set_channel_opt_in(session, customer_id, "transactional", signal.channel, True)
     log.info("consent_signal", channel=signal.channel, action=str(signal.action),
-             source=signal.source)
+             source=signal.source, customers=len(customers))
+
+
+def _customers_at(session: Session, channel: str, address: str) -> list[str]:
+    if channel == "sms":
+        return find_customers_by_phone(session, address)
+    if channel == "email":
+        return list(session.scalars(select(Customer.external_id)
+                                    .where(Customer.email == address)))
+    return []
+
+
+def _ledger_source(signal: ConsentSignal) -> str:
+    if signal.channel == "sms":
+        return str(ConsentSource.SMS_STOP)
+    return f"{signal.source}_{signal.keyword}"[:32]

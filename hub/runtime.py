@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import inspect
 
 from channels import ChannelAdapter
 from hub import migrate, transports
-from hub.alerts import OpsAlerts
+from hub.customers import tombstone_key
 from hub.db import Database
 from hub.keys import KeyVerifier
 from hub.pipeline import Pipeline, Stages
@@ -17,6 +18,9 @@ from hub.settings import Settings
 from hub.worker import Worker
 from templates import Renderer
 from throttling import AllowAll
+
+if TYPE_CHECKING:
+    from hub.dispatch import Dispatcher
 
 LOGICAL_CHANNELS = ("sms", "email", "push")
 
@@ -39,6 +43,7 @@ class HubRuntime:
     pipeline: Pipeline
     verifier: KeyVerifier
     worker: Worker | None = None
+    dispatcher: Dispatcher | None = None
     _thread: threading.Thread | None = field(default=None, repr=False)
 
     @classmethod
@@ -46,17 +51,24 @@ class HubRuntime:
         db = Database(settings.database_url)
         if migrate_empty and not inspect(db.engine).has_table("alembic_version"):
             migrate.upgrade(db)
-        pipeline = Pipeline(db, build_stages(settings))
+        pipeline = Pipeline(db, build_stages(settings), tombstone_key(settings))
         return cls(settings, db, pipeline, KeyVerifier(db))
 
-    def start_worker(self) -> Worker:
-        """Starts the embedded worker thread."""
-        self.worker = Worker(self.db, self.pipeline, self.settings,
-                             alerts=OpsAlerts.from_settings(self.settings))
+    def start_worker(self) -> None:
+        """Starts the embedded worker thread, or with a broker configured, the outbox relay
+        that publishes jobs to dramatiq actors (`hub worker`)."""
+        if self.settings.broker_url:
+            from hub.dispatch import Dispatcher, make_broker
+
+            self.dispatcher = Dispatcher(self, make_broker(self.settings.broker_url))
+            self._thread = self.dispatcher.start_relay()
+            return
+        self.worker = Worker(self.db, self.pipeline, self.settings)
         self._thread = self.worker.start_thread()
-        return self.worker
 
     def stop(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
         if self.worker is not None:
             self.worker.stop()
         if self._thread is not None:

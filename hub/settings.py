@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+_DEV_SECRET = "dev-insecure-change-me"
+
 
 class Settings(BaseSettings):
     """Every knob of the hub; defaults give the embedded mode (SQLite, in-process worker)."""
@@ -21,12 +23,13 @@ class Settings(BaseSettings):
     broker_url: str | None = Field(
         default=None, description="amqp:// or redis:// to deliver on dramatiq; unset = embedded."
     )
+    broker_queue: str = Field(default="hub-jobs", description="dramatiq queue of the jobs.")
     redis_url: str | None = Field(default=None, description="Redis for throttling counters.")
     public_base_url: str = Field(
         default="http://127.0.0.1:8000", description="Base of links put into messages."
     )
     secret_key: SecretStr = Field(
-        default=SecretStr("dev-insecure-change-me"),
+        default=SecretStr(_DEV_SECRET),
         description="Signs preference-center and unsubscribe links.",
     )
     embedded_worker: bool = Field(default=True, description="Run the worker inside `hub serve`.")
@@ -51,6 +54,17 @@ class Settings(BaseSettings):
     vapid_public_key: str | None = None
     vapid_subject: str = "mailto:ops@parcelhub.example"
     apprise_urls: list[str] = Field(default_factory=list)
+    # --- preferences (issue 4): GDPR retention and signed customer links ---
+    retention_days: int = Field(
+        default=90, ge=1, description="Rendered bodies and event payloads older than this are "
+        "purged (`hub purge`, and the worker once a day).")
+    preference_link_days: int = Field(default=60, ge=1,
+                                      description="How long a preference-center link works.")
+    unsubscribe_link_days: int = Field(default=365, ge=1,
+                                       description="How long an unsubscribe link works.")
+    tombstone_key: SecretStr | None = Field(
+        default=None, description="Keys the digests that remember erased customers; defaults "
+        "to secret_key. Keep it stable: changing it forgets who was erased.")
     # --- channels (issue 6): provider endpoints, receipts, delivery protection ---
     twilio_api_base_url: str | None = Field(
         default=None, description="Replaces https://api.twilio.com (test fakes, proxies).")
@@ -72,6 +86,10 @@ class Settings(BaseSettings):
         default=86400.0, description="A job still failing this long after intake dead-letters.")
     log_level: str = "INFO"
     log_json: bool = True
+
+    @property
+    def uses_dev_secret(self) -> bool:
+        return self.secret_key.get_secret_value() == _DEV_SECRET
 
 
 @lru_cache(maxsize=1)

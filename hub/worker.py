@@ -9,10 +9,13 @@ import socket
 import threading
 from datetime import timedelta
 
+import structlog
 from sqlalchemy import delete, func, or_, select, update
 
+from hub import failpoints
 from hub.alerts import OpsAlerts
 from hub.db import Database, utcnow
+from hub.gdpr import DailyPurge
 from hub.logs import get_logger
 from hub.metrics import DEAD_LETTERS, DECISIONS, QUEUE_DEPTH, QUEUE_LAG
 from hub.models import Decision, Event, OutboxJob
@@ -140,19 +143,22 @@ class Worker:
 
     def __init__(self, db: Database, pipeline: Pipeline, settings: Settings,
                  alerts: OpsAlerts | None = None) -> None:
-        self.alerts = alerts
+        self.alerts = alerts if alerts is not None else OpsAlerts.from_settings(settings)
         self.db = db
         self.pipeline = pipeline
         self.settings = settings
         self.name = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self.daily_purge = DailyPurge(db, settings)  # GDPR retention: at start, then daily
 
     def run_job(self, job_id: int) -> str:
         """One job, start to finish; an unexpected error becomes a retry, never a lost job."""
+        failpoints.reach(failpoints.CLAIMED)
         outcome: JobOutcome | None = None
         try:
-            outcome = self.pipeline.run(job_id)
+            with structlog.contextvars.bound_contextvars(job_id=job_id, worker=self.name):
+                outcome = self.pipeline.run(job_id)
         except Exception as exc:
             log.exception("job_error", job_id=job_id)
             state = finish(self.db, job_id, self.name, None, self.settings,
@@ -183,6 +189,7 @@ class Worker:
     def run_forever(self) -> None:
         log.info("worker_started", worker=self.name)
         while not self._stop.is_set():
+            self.daily_purge.run_if_due()
             try:
                 ran = self.run_once()
             except Exception:

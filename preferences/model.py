@@ -1,16 +1,26 @@
-"""Plain values the resolver reads and returns."""
+"""Plain values the resolver reads and returns (no I/O, no hub imports)."""
 
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass, field
+from datetime import time
 
 SUPPORTED_LOCALES = ("pl", "en", "uk", "de")
+FALLBACK_LOCALES = ("pl", "en")
+CHANNELS = ("sms", "email", "push")
+CATEGORIES = ("transactional", "loyalty", "marketing")
+TONES = ("formal", "informal")
+SEGMENTS = ("individual", "business")
+DEFAULT_TIME_ZONE = "Europe/Warsaw"
 DEFAULT_CHANNELS: dict[str, tuple[str, ...]] = {
     "transactional": ("sms", "email", "push"),
     "loyalty": ("email", "push", "sms"),
     "marketing": ("email", "push", "sms"),
 }
+# Categories sent only with a current, unwithdrawn consent for that purpose and channel.
+CONSENT_CATEGORIES = frozenset({"loyalty", "marketing"})
 
 
 class RouteAction(enum.StrEnum):
@@ -18,36 +28,115 @@ class RouteAction(enum.StrEnum):
     SKIP = "skip"
 
 
+class SendReason(enum.StrEnum):
+    """Why a channel may be used."""
+
+    ELIGIBLE = "eligible"
+
+
 class SkipReason(enum.StrEnum):
     """Why a channel is not used for an event."""
 
+    ERASED = "erased"
+    CHANNEL_DISABLED = "channel_disabled"
+    OPTED_OUT_EVENT = "opted_out_event"
+    NOT_IN_FREQUENCY_CHOICE = "not_in_frequency_choice"
+    OPTED_OUT_CHANNEL = "opted_out_channel"
+    NO_CONSENT = "no_consent"
+    CONSENT_WITHDRAWN = "consent_withdrawn"
     NO_ADDRESS = "no_address"
+    ADDRESS_UNVERIFIED = "address_unverified"
+
+
+class Frequency(enum.StrEnum):
+    """How much the customer wants to hear."""
+
+    ALL = "all"
+    IMPORTANT = "important"  # urgent parcel notices only
+    DIGEST = "digest"  # urgent notices now, the rest collected for a daily digest
+
+
+@dataclass(frozen=True, slots=True)
+class PushSubscription:
+    """A browser's push subscription (the standard PushSubscription JSON, flattened)."""
+
+    endpoint: str
+    p256dh: str
+    auth: str
+
+
+@dataclass(frozen=True, slots=True)
+class QuietHours:
+    """A nightly window in the customer's time zone (may wrap past midnight)."""
+
+    start: time
+    end: time
 
 
 @dataclass(frozen=True, slots=True)
 class Profile:
-    """What the resolver knows about a recipient."""
+    """Who the recipient is and where they can be reached."""
 
     customer_id: str
     locale: str = "pl"
     tone: str = "formal"
-    time_zone: str = "Europe/Warsaw"
+    time_zone: str = DEFAULT_TIME_ZONE
     segment: str = "individual"
     name: str | None = None
     phone: str | None = None
     email: str | None = None
-    push_endpoints: tuple[str, ...] = ()
-    channels: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    phone_verified: bool = False
+    email_verified: bool = False
+    push_subscriptions: tuple[PushSubscription, ...] = ()
+    erased: bool = False
 
     def address_for(self, channel: str) -> str | None:
-        """The address a channel would use, if the profile has one."""
+        """The address a channel would use, if the profile has one.
+
+        Push uses the newest active subscription, as the PushSubscription JSON text
+        (`{"endpoint": ..., "keys": {"p256dh": ..., "auth": ...}}`) that WebPush libraries take.
+        """
         if channel == "sms":
             return self.phone
         if channel == "email":
             return self.email
-        if channel == "push":
-            return self.push_endpoints[0] if self.push_endpoints else None
+        if channel == "push" and self.push_subscriptions:
+            sub = self.push_subscriptions[0]
+            info = {"endpoint": sub.endpoint, "keys": {"p256dh": sub.p256dh, "auth": sub.auth}}
+            return json.dumps(info, separators=(",", ":"))
         return None
+
+    def verified(self, channel: str) -> bool:
+        """Whether the channel's address was confirmed by its owner (push always is)."""
+        if channel == "sms":
+            return self.phone_verified
+        if channel == "email":
+            return self.email_verified
+        return channel == "push"
+
+
+@dataclass(frozen=True, slots=True)
+class Preferences:
+    """What the customer chose; `Preferences()` is the default for a new customer."""
+
+    channels: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_CHANNELS))
+    event_opt_outs: frozenset[str] = frozenset()
+    quiet_hours: QuietHours | None = None
+    frequency: Frequency = Frequency.ALL
+
+    def order_for(self, category: str) -> tuple[str, ...]:
+        """The customer's channels for a category, preferred first."""
+        chosen = self.channels.get(category)
+        return DEFAULT_CHANNELS.get(category, CHANNELS) if chosen is None else chosen
+
+
+@dataclass(frozen=True, slots=True)
+class EventFacts:
+    """What the resolver needs to know about the event."""
+
+    type: str
+    category: str
+    urgent: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +157,9 @@ class Resolution:
     routes: tuple[Route, ...]
     locales: tuple[str, ...]
     tone: str
+    quiet_hours: QuietHours | None = None
 
     @property
     def sendable(self) -> tuple[Route, ...]:
+        """The routes that may be used, in the customer's order."""
         return tuple(r for r in self.routes if r.action is RouteAction.SEND)

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
+from preferences.consent import ConsentAction, ConsentState
 from preferences.model import (
-    DEFAULT_CHANNELS,
+    CHANNELS,
+    CONSENT_CATEGORIES,
+    FALLBACK_LOCALES,
     SUPPORTED_LOCALES,
+    EventFacts,
+    Frequency,
+    Preferences,
     Profile,
     Resolution,
     Route,
     RouteAction,
+    SendReason,
     SkipReason,
 )
 
@@ -16,17 +25,96 @@ from preferences.model import (
 def locale_chain(locale: str) -> tuple[str, ...]:
     """The customer's locale followed by the fallbacks (pl, then en)."""
     chain = [locale] if locale in SUPPORTED_LOCALES else []
-    return tuple(dict.fromkeys([*chain, "pl", "en"]))
+    return tuple(dict.fromkeys([*chain, *FALLBACK_LOCALES]))
 
 
-def resolve(category: str, profile: Profile) -> Resolution:
-    """Routes for an event of `category`: every channel in the customer's order, with a reason."""
-    order = profile.channels.get(category) or DEFAULT_CHANNELS[category]
-    routes = []
-    for channel in order:
-        address = profile.address_for(channel)
-        if address is None:
-            routes.append(Route(channel, RouteAction.SKIP, SkipReason.NO_ADDRESS))
-        else:
-            routes.append(Route(channel, RouteAction.SEND, "eligible", address))
-    return Resolution(tuple(routes), locale_chain(profile.locale), profile.tone)
+def channel_order(category: str, preferences: Preferences) -> tuple[str, ...]:
+    """The customer's channels for the category first, then every other channel (to explain)."""
+    chosen = tuple(c for c in preferences.order_for(category) if c in CHANNELS)
+    return tuple(dict.fromkeys([*chosen, *CHANNELS]))
+
+
+def resolve(
+    event: EventFacts,
+    profile: Profile,
+    preferences: Preferences,
+    consents: ConsentState,
+    enabled_channels: Collection[str] = CHANNELS,
+) -> Resolution:
+    """Routes for the event: every channel in the customer's order, each `send` or `skip`
+    with a reason. Transactional notices need no consent (delivery contract) but honour
+    opt-outs; loyalty and marketing need a current consent for that purpose and channel."""
+    chosen = preferences.order_for(event.category)
+    routes = tuple(
+        _route(channel, event, profile, preferences, consents, channel in chosen,
+               channel in enabled_channels)
+        for channel in channel_order(event.category, preferences)
+    )
+    return Resolution(routes, locale_chain(profile.locale), profile.tone, preferences.quiet_hours)
+
+
+def _route(
+    channel: str,
+    event: EventFacts,
+    profile: Profile,
+    preferences: Preferences,
+    consents: ConsentState,
+    chosen: bool,
+    enabled: bool,
+) -> Route:
+    reason = _skip_reason(channel, event, profile, preferences, consents, chosen, enabled)
+    if reason is not None:
+        return Route(channel, RouteAction.SKIP, reason, detail=_DETAILS.get(reason))
+    return Route(channel, RouteAction.SEND, SendReason.ELIGIBLE, profile.address_for(channel))
+
+
+def _skip_reason(
+    channel: str,
+    event: EventFacts,
+    profile: Profile,
+    preferences: Preferences,
+    consents: ConsentState,
+    chosen: bool,
+    enabled: bool,
+) -> SkipReason | None:
+    """The first rule that stops this channel, in the order a support agent would check."""
+    if profile.erased:
+        return SkipReason.ERASED
+    if not enabled:
+        return SkipReason.CHANNEL_DISABLED
+    if event.type in preferences.event_opt_outs:
+        return SkipReason.OPTED_OUT_EVENT
+    if preferences.frequency is not Frequency.ALL and not _important(event):
+        return SkipReason.NOT_IN_FREQUENCY_CHOICE
+    if not chosen:
+        return SkipReason.OPTED_OUT_CHANNEL
+    needs_consent = event.category in CONSENT_CATEGORIES
+    if needs_consent:
+        status = consents.status(event.category, channel)
+        if status is None:
+            return SkipReason.NO_CONSENT
+        if status is ConsentAction.WITHDRAWN:
+            return SkipReason.CONSENT_WITHDRAWN
+    if profile.address_for(channel) is None:
+        return SkipReason.NO_ADDRESS
+    if needs_consent and not profile.verified(channel):
+        return SkipReason.ADDRESS_UNVERIFIED
+    return None
+
+
+def _important(event: EventFacts) -> bool:
+    """Only urgent parcel notices pass the "important only" and "digest" choices at once."""
+    return event.category == "transactional" and event.urgent
+
+
+_DETAILS: dict[SkipReason, str] = {
+    SkipReason.ERASED: "the customer's data was erased on request",
+    SkipReason.CHANNEL_DISABLED: "this channel is not enabled on the hub",
+    SkipReason.OPTED_OUT_EVENT: "the customer opted out of this event type",
+    SkipReason.NOT_IN_FREQUENCY_CHOICE: "the customer chose important updates only or a digest",
+    SkipReason.OPTED_OUT_CHANNEL: "the customer did not choose this channel for the category",
+    SkipReason.NO_CONSENT: "no consent recorded for this purpose and channel",
+    SkipReason.CONSENT_WITHDRAWN: "the customer withdrew consent for this purpose and channel",
+    SkipReason.NO_ADDRESS: "no address for this channel in the profile",
+    SkipReason.ADDRESS_UNVERIFIED: "consent-based messages need a verified address",
+}

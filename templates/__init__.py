@@ -1,5 +1,5 @@
 """Message catalog and the sandboxed, localised renderer."""
 
-from templates.renderer import RenderedMessage, Renderer, RenderRequest
+from templates.renderer import RenderedMessage, Renderer, RenderError, RenderRequest
 
-__all__ = ["RenderRequest", "RenderedMessage", "Renderer"]
+__all__ = ["RenderError", "RenderRequest", "RenderedMessage", "Renderer"]

@@ -6,13 +6,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateNotFound
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 CATALOG = Path(__file__).with_name("catalog")
 
 
-class TemplateMissing(LookupError):
+class RenderError(Exception):
+    """The message cannot be rendered from this data (a permanent failure, never retried)."""
+
+
+class TemplateMissing(RenderError):
     """No template exists for the event type (in any locale of the chain)."""
 
 
@@ -53,7 +57,10 @@ class Renderer:
             template = self.env.get_template(f"{request.event_type}.j2")
         except TemplateNotFound as exc:
             raise TemplateMissing(request.event_type) from exc
-        text = template.render(request.context).strip()
+        try:
+            text = template.render(request.context).strip()
+        except TemplateError as exc:
+            raise RenderError(f"{request.event_type}/{request.channel}: {exc}") from exc
         title, _, body = text.partition("\n")
         parts = {
             "sms": {"body": " ".join(text.split())},

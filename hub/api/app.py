@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from hub import __version__
-from hub.api import channels, events, ops, problems
+from hub.api import channels, events, ops, preferences, problems
 from hub.api.limits import BodySizeLimit
 from hub.runtime import HubRuntime
 from hub.settings import get_settings
@@ -37,6 +37,7 @@ def create_app(runtime: HubRuntime, embedded_worker: bool = False) -> FastAPI:
     problems.install(app)
     app.include_router(events.router)
     app.include_router(ops.router)
+    app.include_router(preferences.router)
     app.include_router(channels.router)
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
     return app

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
+import anyio
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
@@ -14,10 +15,10 @@ _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer hub_.
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="or `X-API-Key: hub_...`")
 
 
-def require(scope: Scope) -> Callable[..., Principal]:
+def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
     """A dependency that admits a valid key holding `scope` (or `admin`)."""
 
-    def dependency(
+    async def dependency(
         request: Request,
         bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
         api_key: str | None = Depends(_header),
@@ -25,7 +26,10 @@ def require(scope: Scope) -> Callable[..., Principal]:
         token = bearer.credentials if bearer else api_key
         if not token:
             raise Problem(401, "unauthorized", "An API key is required (Authorization: Bearer).")
-        principal = request.app.state.runtime.verifier.verify(token)
+        verifier = request.app.state.runtime.verifier
+        principal = verifier.cached(token)
+        if principal is None:  # a store lookup: keep it off the event loop
+            principal = await anyio.to_thread.run_sync(verifier.verify, token)
         if principal is None:
             raise Problem(401, "unauthorized", "The API key is unknown or revoked.")
         if not principal.allows(scope):

@@ -1,4 +1,4 @@
-"""Provider receipts (signed webhooks), inbound SMS keywords, and Web Push registration.
+"""Provider receipts (signed webhooks), inbound SMS keywords, and the Web Push public key.
 
 Twilio signs with HMAC-SHA1 over the URL it was given plus the POST parameters
 (X-Twilio-Signature); it has no timestamp, and its receipts are idempotent here (history
@@ -13,16 +13,11 @@ import json
 import time
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 from twilio.request_validator import RequestValidator
 
-from hub.api.auth import require
 from hub.api.problems import Problem
-from hub.keys import Principal, Scope
-from hub.models import WebPushSubscription
 from hub.receipts import (
     ConsentSignal,
     KeywordAction,
@@ -185,38 +180,3 @@ def vapid_public_key(request: Request) -> dict[str, str]:
     if key is None:
         raise Problem(404, "not-configured", "Web Push is not configured (hub keys vapid).")
     return {"public_key": key}
-
-
-class PushKeys(BaseModel):
-    p256dh: str = Field(min_length=80, max_length=128)
-    auth: str = Field(min_length=16, max_length=64)
-
-
-class PushSubscriptionIn(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    endpoint: str = Field(pattern=r"^https?://", max_length=1024)
-    keys: PushKeys
-
-
-class PushRegistration(BaseModel):
-    customer_id: str = Field(min_length=1, max_length=128)
-    subscription: PushSubscriptionIn
-    user_agent: str | None = Field(default=None, max_length=256)
-
-
-@router.post("/push/subscriptions", status_code=201)
-def register_push(body: PushRegistration, request: Request,
-                  who: Principal = Depends(require(Scope.CUSTOMERS_WRITE))) -> dict[str, Any]:
-    """Stores (or re-activates) a browser's push subscription for a customer."""
-    sub = body.subscription
-    with request.app.state.runtime.db.transaction() as session:
-        row = session.scalar(select(WebPushSubscription)
-                             .where(WebPushSubscription.endpoint == sub.endpoint))
-        if row is None:
-            row = WebPushSubscription(endpoint=sub.endpoint)
-            session.add(row)
-        row.customer_id, row.p256dh, row.auth = body.customer_id, sub.keys.p256dh, sub.keys.auth
-        row.user_agent, row.active = body.user_agent, True
-        row.deactivated_at, row.deactivated_reason = None, None
-        session.flush()
-        return {"id": row.id, "customer_id": row.customer_id, "active": True}

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub.logs import get_logger
@@ -85,6 +86,17 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         slug = _TITLES.get(exc.status_code, "error").lower().replace(" ", "-")
         return problem_response(exc.status_code, slug, str(exc.detail), request.url.path)
+
+    @app.exception_handler(DBAPIError)
+    async def _store_down(request: Request, exc: DBAPIError) -> JSONResponse:
+        if not exc.connection_invalidated and not isinstance(exc, OperationalError):
+            return await _unexpected(request, exc)
+        log.warning("store_unavailable", path=request.url.path, error=type(exc.orig).__name__)
+        reply = problem_response(503, "store-unavailable",
+                                 "The store is unavailable; nothing was written. Retry shortly.",
+                                 request.url.path)
+        reply.headers["Retry-After"] = "2"
+        return reply
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

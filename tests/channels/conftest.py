@@ -17,6 +17,7 @@ from hub.api.app import create_app
 from hub.models import Customer, OutboxJob
 from hub.runtime import HubRuntime
 from hub.worker import Worker
+from preferences import preferences_from_json, preferences_to_json
 from tests.fakes.apprise_json import FakeJsonEndpoint
 from tests.fakes.sendgrid import FakeSendGrid
 from tests.fakes.smtp import FakeSmtpRelay
@@ -94,7 +95,9 @@ class Hub:
         with self.runtime.db.transaction() as session:
             customer = session.scalar(select(Customer).where(Customer.external_id == customer_id))
             assert customer is not None
-            customer.preferences = {"channels": {category: order}}
+            prefs = preferences_to_json(preferences_from_json(customer.preferences))
+            prefs["channels"][category] = order
+            customer.preferences = prefs
 
 
 @pytest.fixture

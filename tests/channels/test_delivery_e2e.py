@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import select
 
 from channels.webpush import generate_vapid_keys
-from hub.models import ChannelSuppression, OutboxJob, WebPushSubscription
+from hub.customers import get_customer, save_push_subscription
+from hub.models import ChannelSuppression, Customer, OutboxJob, PushSubscriptionRow
 from tests.channels.conftest import sendgrid_settings, twilio_settings
 from tests.helpers import event
 
@@ -72,13 +73,18 @@ def _push_hub(make_hub, fake_push, **more):
 
 
 def _register(hub, fake_push, public, customer="c-push"):
+    """Stores a subscription like POST /v1/customers/{id}/push-subscriptions does (that API
+    takes https endpoints only; the fake listens on plain http)."""
     subscription = fake_push.subscribe(public)
-    reply = hub.client.post(
-        "/v1/push/subscriptions",
-        headers=hub.auth,
-        json={"customer_id": customer, "subscription": subscription},
-    )
-    assert reply.status_code == 201, reply.text
+    with hub.runtime.db.transaction() as session:
+        row = get_customer(session, customer)
+        if row is None:
+            row = Customer(external_id=customer, preferences={})
+            session.add(row)
+            session.flush()
+        keys = subscription["keys"]
+        save_push_subscription(session, row, subscription["endpoint"], keys["p256dh"],
+                               keys["auth"])
     return subscription
 
 
@@ -110,7 +116,7 @@ def test_push_410_deactivates_and_next_event_falls_back(make_hub, fake_push, fak
     assert first["push"]["outcome"] == "failed" and first["push"]["reason"] == "provider_permanent"
     assert first["email"]["outcome"] == "sent"  # fallback within the same event
     with hub.runtime.db.sessions() as session:
-        (row,) = session.scalars(select(WebPushSubscription)).all()
+        (row,) = session.scalars(select(PushSubscriptionRow)).all()
         assert not row.active and "410" in row.deactivated_reason
 
     hub.post(event("evt-2", type_="parcel.out_for_delivery", customer=customer))

@@ -1,7 +1,7 @@
-"""channels: web push subscriptions, channel suppressions, inbound keywords
+"""channels: channel suppressions, inbound consent keywords
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0002
 """
 
 from collections.abc import Sequence
@@ -12,29 +12,12 @@ from alembic import op
 import hub.db
 
 revision: str = "0004"
-down_revision: str | None = "0001"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_table(
-        "webpush_subscriptions",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("customer_id", sa.String(length=128), nullable=False),
-        sa.Column("endpoint", sa.String(length=1024), nullable=False),
-        sa.Column("p256dh", sa.String(length=128), nullable=False),
-        sa.Column("auth", sa.String(length=64), nullable=False),
-        sa.Column("user_agent", sa.String(length=256), nullable=True),
-        sa.Column("active", sa.Boolean(), nullable=False),
-        sa.Column("deactivated_reason", sa.Text(), nullable=True),
-        sa.Column("created_at", hub.db.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("deactivated_at", hub.db.UtcDateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("endpoint"),
-    )
-    op.create_index("ix_webpush_subscriptions_customer", "webpush_subscriptions",
-                    ["customer_id"])
     op.create_table(
         "channel_suppressions",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -70,5 +53,3 @@ def downgrade() -> None:
     op.drop_table("inbound_keywords")
     op.drop_index("ix_channel_suppressions_address", table_name="channel_suppressions")
     op.drop_table("channel_suppressions")
-    op.drop_index("ix_webpush_subscriptions_customer", table_name="webpush_subscriptions")
-    op.drop_table("webpush_subscriptions")

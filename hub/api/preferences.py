@@ -1,0 +1,9 @@
+"""Routes of the preferences area: the customer API and the customer's own pages."""
+
+from fastapi import APIRouter
+
+from hub.api import customers, preference_center
+
+router = APIRouter()
+router.include_router(customers.router)
+router.include_router(preference_center.router)

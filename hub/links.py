@@ -1,0 +1,92 @@
+"""Signed customer links: the preference center (`/p/<token>`), one-click unsubscribe
+(`/u/<token>`, RFC 8058) and the List-Unsubscribe headers the e-mail adapter adds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from itsdangerous import BadData, URLSafeTimedSerializer
+
+from hub.settings import Settings
+
+_PREFERENCE_SALT = "hub.preference-center.v1"
+_UNSUBSCRIBE_SALT = "hub.unsubscribe.v1"
+_DAY = 86_400
+
+
+@dataclass(frozen=True, slots=True)
+class UnsubscribeScope:
+    """What an unsubscribe link stops: one category on one channel for one customer."""
+
+    customer_id: str
+    category: str
+    channel: str
+
+
+def _serializer(settings: Settings, salt: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(settings.secret_key.get_secret_value(), salt=salt)
+
+
+def _base(settings: Settings) -> str:
+    return settings.public_base_url.rstrip("/")
+
+
+def preference_token(settings: Settings, customer_id: str) -> str:
+    """A signed token scoped to one customer (expiry checked when read)."""
+    return _serializer(settings, _PREFERENCE_SALT).dumps(customer_id)
+
+
+def preference_link(settings: Settings, customer_id: str) -> str:
+    """The absolute preference-center URL for a customer, to put into messages."""
+    return f"{_base(settings)}/p/{preference_token(settings, customer_id)}"
+
+
+def read_preference_token(settings: Settings, token: str) -> str | None:
+    """The customer id of a valid, unexpired token; None when tampered with or expired."""
+    value = _loads(settings, _PREFERENCE_SALT, token, settings.preference_link_days)
+    return value if isinstance(value, str) else None
+
+
+def unsubscribe_token(settings: Settings, customer_id: str, category: str, channel: str) -> str:
+    """A signed token that withdraws `category` on `channel` for the customer."""
+    return _serializer(settings, _UNSUBSCRIBE_SALT).dumps([customer_id, category, channel])
+
+
+def unsubscribe_link(settings: Settings, customer_id: str, category: str, channel: str) -> str:
+    """The absolute one-click unsubscribe URL."""
+    token = unsubscribe_token(settings, customer_id, category, channel)
+    return f"{_base(settings)}/u/{token}"
+
+
+def read_unsubscribe_token(settings: Settings, token: str) -> UnsubscribeScope | None:
+    """What a valid, unexpired unsubscribe token stops; None when tampered with or expired."""
+    value = _loads(settings, _UNSUBSCRIBE_SALT, token, settings.unsubscribe_link_days)
+    if isinstance(value, list) and len(value) == 3 and all(isinstance(v, str) for v in value):
+        return UnsubscribeScope(*value)
+    return None
+
+
+def unsubscribe_headers(
+    settings: Settings, customer_id: str, category: str, channel: str = "email"
+) -> dict[str, str]:
+    """`List-Unsubscribe` and `List-Unsubscribe-Post` (RFC 2369 + RFC 8058 one-click)."""
+    return {
+        "List-Unsubscribe": f"<{unsubscribe_link(settings, customer_id, category, channel)}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+
+
+def message_links(settings: Settings, customer_id: str, category: str, channel: str
+                  ) -> dict[str, str]:
+    """Links a template may show: `preferences` (the center) and `unsubscribe` (this
+    category on this channel)."""
+    return {"preferences": preference_link(settings, customer_id),
+            "unsubscribe": unsubscribe_link(settings, customer_id, category, channel)}
+
+
+def _loads(settings: Settings, salt: str, token: str, days: int) -> Any:
+    try:
+        return _serializer(settings, salt).loads(token, max_age=days * _DAY)
+    except BadData:
+        return None

@@ -1,0 +1,190 @@
+"""Worker and delivery rules: retries, fallback, dead letters, leases, crash reconciliation."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from channels import OutgoingMessage, SendResult
+from channels.console import ConsoleAdapter
+from hub.db import utcnow
+from hub.delivery import idempotency_key
+from hub.events import EventIn
+from hub.intake import accept
+from hub.models import Decision, Event, Notification, OutboxJob
+from hub.runtime import HubRuntime
+from hub.worker import Worker, claim
+from tests.helpers import event, make_runtime, read_outbox
+
+
+class ScriptedAdapter:
+    """A channel whose answers are scripted; records what it was asked to send."""
+
+    name = "scripted"
+
+    def __init__(self, *answers: SendResult) -> None:
+        self.answers = list(answers)
+        self.sent: list[OutgoingMessage] = []
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        self.sent.append(message)
+        return self.answers.pop(0) if self.answers else SendResult.sent("ok")
+
+    def reconcile(self, idempotency_key: str) -> SendResult | None:
+        return None
+
+
+@pytest.fixture
+def runtime(database_url: str, tmp_path: Path) -> HubRuntime:
+    return make_runtime(database_url, tmp_path, max_attempts=3)
+
+
+def _post(runtime: HubRuntime, **over: object) -> None:
+    accept(runtime.db, "p", [EventIn.model_validate(event(**over))])
+
+
+def _with(runtime: HubRuntime, **transports: object) -> Worker:
+    stages = runtime.pipeline.stages
+    runtime.pipeline.stages = replace(stages, transports={**stages.transports, **transports})
+    return Worker(runtime.db, runtime.pipeline, runtime.settings)
+
+
+def _decisions(runtime: HubRuntime) -> list[tuple[str, str, str]]:
+    with runtime.db.sessions() as s:
+        return [(d.channel, d.outcome, d.reason) for d in s.scalars(select(Decision).order_by(Decision.id))]
+
+
+def _run_until_idle(worker: Worker, seconds: float = 5) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        worker.run_once()
+        with worker.db.sessions() as s:
+            if not s.scalars(select(OutboxJob).where(OutboxJob.state == "pending")).first():
+                return
+        time.sleep(0.01)
+
+
+def test_transient_errors_are_retried_then_sent_once(runtime: HubRuntime) -> None:
+    sms = ScriptedAdapter(SendResult.transient("503"), SendResult.transient("429", retry_after=0.05))
+    worker = _with(runtime, sms=sms)
+    _post(runtime)
+    _run_until_idle(worker)
+    assert len(sms.sent) == 3
+    assert len({m.idempotency_key for m in sms.sent}) == 1
+    assert _decisions(runtime)[0] == ("sms", "sent", "sent")
+    with runtime.db.sessions() as s:
+        note = s.scalars(select(Notification)).one()
+        assert [h["status"] for h in note.history] == [
+            "sending", "retry", "sending", "retry", "sending", "sent"]
+
+
+def test_permanent_failure_falls_back_to_next_channel(runtime: HubRuntime) -> None:
+    sms = ScriptedAdapter(SendResult.permanent("21211 invalid number"))
+    email = ScriptedAdapter()
+    worker = _with(runtime, sms=sms, email=email)
+    _post(runtime)
+    _run_until_idle(worker)
+    assert len(email.sent) == 1 and email.sent[0].address == "anna.kowalska@example.pl"
+    assert _decisions(runtime) == [
+        ("sms", "failed", "provider_permanent"),
+        ("email", "sent", "sent"),
+        ("push", "skipped", "no_address"),
+    ]
+
+
+def test_dead_letter_after_max_attempts(runtime: HubRuntime) -> None:
+    sms = ScriptedAdapter(*[SendResult.transient("down")] * 10)
+    worker = _with(runtime, sms=sms)
+    _post(runtime)
+    _run_until_idle(worker)
+    assert len(sms.sent) == 3
+    with runtime.db.sessions() as s:
+        job = s.scalars(select(OutboxJob)).one()
+        assert (job.state, job.last_error) == ("dead", "down")
+        assert s.scalars(select(Event)).one().state == "dead"
+    assert ("*", "failed", "dead_letter") in _decisions(runtime)
+
+
+def test_expired_lease_is_reclaimed(runtime: HubRuntime) -> None:
+    _post(runtime)
+    assert claim(runtime.db, "dead-worker", 10, lease_seconds=0.2) == [1]
+    assert claim(runtime.db, "live-worker", 10, lease_seconds=30) == []
+    time.sleep(0.3)
+    assert claim(runtime.db, "live-worker", 10, lease_seconds=30) == [1]
+
+
+def _crash_mid_send(runtime: HubRuntime, tmp_path: Path, provider_got_it: bool) -> Worker:
+    """Leaves the state a worker killed during the provider call leaves behind."""
+    _post(runtime)
+    with runtime.db.transaction() as s:
+        event_pk = s.scalars(select(Event.id)).one()
+        key = idempotency_key(event_pk, "sms", "+48512345678")
+        s.add(Notification(idempotency_key=key, event_pk=event_pk, customer_id="c-1001",
+                           event_type="parcel.ready_for_pickup", channel="sms",
+                           address="+48512345678", status="sending", history=[]))
+    console = ConsoleAdapter(tmp_path / "outbox.jsonl")
+    if provider_got_it:
+        console.send(OutgoingMessage(key, "sms", "+48512345678", {"body": "x"}, "pl"))
+    return _with(runtime, sms=console)
+
+
+def test_crash_after_provider_call_is_reconciled_not_resent(
+    runtime: HubRuntime, tmp_path: Path
+) -> None:
+    worker = _crash_mid_send(runtime, tmp_path, provider_got_it=True)
+    _run_until_idle(worker)
+    assert len(read_outbox(tmp_path / "outbox.jsonl")) == 1
+    assert _decisions(runtime)[0] == ("sms", "sent", "sent")
+
+
+def test_unconfirmable_send_is_not_repeated(runtime: HubRuntime, tmp_path: Path) -> None:
+    sms = ScriptedAdapter()
+    worker = _crash_mid_send(runtime, tmp_path, provider_got_it=False)
+    worker = _with(runtime, sms=sms)
+    _run_until_idle(worker)
+    assert sms.sent == []
+    with runtime.db.sessions() as s:
+        assert s.scalars(select(Notification)).one().status == "unconfirmed"
+    assert _decisions(runtime)[:2] == [
+        ("sms", "sent", "send_unconfirmed"),  # most likely delivered: no fallback either
+        ("email", "skipped", "fallback_not_needed"),
+    ]
+
+
+def test_deferral_does_not_use_an_attempt(runtime: HubRuntime) -> None:
+    from throttling import ThrottleDecision, Verdict
+
+    class DeferOnce:
+        calls = 0
+
+        def check(self, request: object) -> ThrottleDecision:
+            self.calls += 1
+            if self.calls == 1:
+                return ThrottleDecision(Verdict.DEFER, "quiet_hours", utcnow())
+            return ThrottleDecision(Verdict.ALLOW, "ok")
+
+        def release(self, request: object) -> None:
+            return None
+
+    runtime.pipeline.stages = replace(runtime.pipeline.stages, limiter=DeferOnce())
+    worker = Worker(runtime.db, runtime.pipeline, runtime.settings)
+    _post(runtime)
+    worker.run_once()
+    assert _decisions(runtime)[0] == ("sms", "deferred", "quiet_hours")
+    with runtime.db.sessions() as s:
+        assert s.scalars(select(OutboxJob)).one().attempts == 0
+    _run_until_idle(worker)
+    assert _decisions(runtime)[0] == ("sms", "sent", "sent")
+
+
+def test_crash_before_provider_call_sends_once_where_provider_can_tell(
+    runtime: HubRuntime, tmp_path: Path
+) -> None:
+    worker = _crash_mid_send(runtime, tmp_path, provider_got_it=False)
+    _run_until_idle(worker)
+    assert len(read_outbox(tmp_path / "outbox.jsonl")) == 1
+    assert _decisions(runtime)[0] == ("sms", "sent", "sent")

@@ -1,0 +1,121 @@
+"""Acceptance: the preference center in headless Chromium, with JavaScript switched off."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import select
+
+from hub.api.app import create_app
+from hub.customers import get_customer
+from hub.models import ConsentRecord
+from hub.runtime import HubRuntime
+from tests.conftest import IN_CI
+from tests.helpers import api_key, make_runtime
+
+pytestmark = pytest.mark.browser
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium")
+    if path is None:
+        if IN_CI:
+            pytest.fail("chromium is not installed (required in CI)")
+        pytest.skip("chromium is not installed")
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def server(database_url: str, tmp_path: Path) -> Iterator[tuple[str, HubRuntime]]:
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    runtime = make_runtime(database_url, tmp_path, public_base_url=base)
+    srv = uvicorn.Server(uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port,
+                                        log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    yield base, runtime
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_preference_center_in_chromium(server: tuple[str, HubRuntime]) -> None:
+    from playwright.sync_api import sync_playwright
+
+    executable = _chromium()
+    base, runtime = server
+    headers = {"Authorization": f"Bearer {api_key(runtime)}"}
+    with httpx.Client(base_url=base, headers=headers) as http:
+        http.put("/v1/customers/c-1001", json={
+            "name": "Anna Kowalska", "phone": "+48512345678", "email": "anna@example.pl",
+            "phone_verified": True, "locale": "pl"}).raise_for_status()
+        for channel in ("sms", "email"):
+            http.post("/v1/customers/c-1001/consents", json={
+                "purpose": "marketing", "channel": channel, "action": "granted",
+                "source": "checkout"}).raise_for_status()
+        link = http.post("/v1/customers/c-1001/preference-link").json()["url"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    os.environ.setdefault("PLAYWRIGHT_BROWSERS_PATH", "0")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        context = browser.new_context(java_script_enabled=False,
+                                      viewport={"width": 390, "height": 844})
+        page = context.new_page()
+        page.goto(link)
+        assert page.locator("html").get_attribute("lang") == "pl"
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no side-scroll
+        page.screenshot(path=ARTIFACTS / "preference-center-pl.png", full_page=True)
+
+        page.get_by_role("link", name="Українська").click()
+        assert page.locator("html").get_attribute("lang") == "uk"
+        assert page.get_by_label("Мова повідомлень").input_value() == "uk"
+        marketing = page.get_by_role("group", name="Пропозиції та новини")
+        assert marketing.get_by_label("SMS").is_checked()
+        marketing.get_by_label("SMS").uncheck()
+        page.get_by_role("button", name="Зберегти").click()
+        assert page.get_by_role("status").inner_text() == "Зміни збережено."
+        assert not page.get_by_role("group", name="Пропозиції та новини").get_by_label(
+            "SMS").is_checked()
+        page.screenshot(path=ARTIFACTS / "preference-center-uk.png", full_page=True)
+
+        for lang in ("en", "de"):
+            page.goto(f"{link}?lang={lang}")
+            assert page.locator("html").get_attribute("lang") == lang
+            page.screenshot(path=ARTIFACTS / f"preference-center-{lang}.png", full_page=True)
+
+        page.goto(link[:-4] + "abcd")
+        assert page.get_by_role("alert").is_visible()
+        assert page.locator("form").count() == 0
+        assert "Anna" not in page.content()
+        page.screenshot(path=ARTIFACTS / "preference-center-tampered.png")
+        browser.close()
+
+    with runtime.db.sessions() as session:
+        customer = get_customer(session, "c-1001")
+        assert customer is not None and customer.locale == "uk"
+        rows = session.scalars(select(ConsentRecord).where(
+            ConsentRecord.customer_id == "c-1001").order_by(ConsentRecord.id)).all()
+    assert [(r.channel, r.action, r.source) for r in rows] == [
+        ("sms", "granted", "checkout"), ("email", "granted", "checkout"),
+        ("sms", "withdrawn", "preference_center")]
