@@ -15,13 +15,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.consents import set_channel_opt_in, stop_channel
-from hub.customers import deactivate_push_subscription, find_customers_by_phone
+from hub.consents import stop_channel
+from hub.customers import deactivate_push_subscription, find_customers_by_phone, get_customer
 from hub.db import utcnow
 from hub.logs import get_logger
 from hub.models import Customer, InboundKeyword, Notification
 from hub.suppressions import lift, suppress
-from preferences import ConsentSource
+from preferences import ConsentSource, preferences_from_json, preferences_to_json
+from preferences.model import DEFAULT_CHANNELS
 
 log = get_logger("receipts")
 
@@ -157,9 +158,25 @@ def consent_change(session: Session, signal: ConsentSignal) -> None:
     elif signal.action is KeywordAction.GRANT:
         lift(session, signal.channel, signal.address)
         for customer_id in customers:
-            set_channel_opt_in(session, customer_id, "transactional", signal.channel, True)
+            _restore_transactional(session, customer_id, signal.channel)
     log.info("consent_signal", channel=signal.channel, action=str(signal.action),
              source=signal.source, customers=len(customers))
+
+
+def _restore_transactional(session: Session, customer_id: str, channel: str) -> None:
+    """Opts the channel back in for transactional notices, at its default rank (a STOP then
+    START should not silently demote SMS behind e-mail)."""
+    customer = get_customer(session, customer_id)
+    if customer is None:
+        return
+    prefs = preferences_to_json(preferences_from_json(customer.preferences))
+    order = [c for c in prefs["channels"]["transactional"] if c != channel]
+    default = list(DEFAULT_CHANNELS["transactional"])
+    rank = default.index(channel) if channel in default else len(order)
+    before = [c for c in order if c in default and default.index(c) < rank]
+    position = max((order.index(c) + 1 for c in before), default=0)
+    prefs["channels"]["transactional"] = [*order[:position], channel, *order[position:]]
+    customer.preferences = prefs
 
 
 def _customers_at(session: Session, channel: str, address: str) -> list[str]:

@@ -15,9 +15,7 @@ from channels.twilio_sms import TwilioSmsAdapter
 from channels.twilio_sms import make_client as twilio_client
 from channels.webpush import WebPushAdapter, generate_vapid_keys, topic_for
 
-POLISH = (
-    "Przesyłka PL0001234567 czeka w Paczkomacie WAW123M. Kod odbioru: 482913. Zażółć gęślą jaźń!"
-)
+POLISH = "Przesyłka PL0001234567 czeka w Paczkomacie WAW123M. Kod odbioru: 482913. Zażółć gęślą jaźń!"
 
 
 def msg(channel: str, address: str, parts: dict[str, str], **meta: object) -> OutgoingMessage:
@@ -42,9 +40,7 @@ def test_twilio_sends_form_encoded_with_basic_auth(fake_twilio):
     (sent,) = fake_twilio.messages
     assert sent["body"] == POLISH and sent["to"] == "+48512345678"
     assert sent["from"] == "+48500000000"
-    assert sent["status_callback"] == (
-        "https://hub.example/v1/webhooks/twilio/status?key=42%3Asms%3Aabc"
-    )
+    assert sent["status_callback"] == ("https://hub.example/v1/webhooks/twilio/status?key=42%3Asms%3Aabc")
 
 
 def test_twilio_messaging_service_sender(fake_twilio):
@@ -80,19 +76,13 @@ def test_twilio_429_retry_after_and_bad_credentials(fake_twilio):
 
 def test_twilio_timeout_is_transient(fake_twilio):
     fake_twilio.faults.next(status=500, hang=1.5)
-    client = twilio_client(
-        fake_twilio.account_sid, fake_twilio.auth_token, fake_twilio.url, timeout=0.5
-    )
-    result = TwilioSmsAdapter(client, "+48500000000").send(
-        msg("sms", "+48512345678", {"body": "x"})
-    )
+    client = twilio_client(fake_twilio.account_sid, fake_twilio.auth_token, fake_twilio.url, timeout=0.5)
+    result = TwilioSmsAdapter(client, "+48500000000").send(msg("sms", "+48512345678", {"body": "x"}))
     assert result.error_class is ErrorClass.TRANSIENT and "Timeout" in result.error
 
 
 def sendgrid(fake):
-    return SendGridEmailAdapter(
-        sendgrid_client(fake.api_key, fake.url), "Parcel Hub <no-reply@hub.example>"
-    )
+    return SendGridEmailAdapter(sendgrid_client(fake.api_key, fake.url), "Parcel Hub <no-reply@hub.example>")
 
 
 def test_sendgrid_mail_send_body(fake_sendgrid):
@@ -133,9 +123,7 @@ def test_sendgrid_mail_send_body(fake_sendgrid):
 )
 def test_sendgrid_error_table(fake_sendgrid, fault, error_class, retry_after):
     fake_sendgrid.faults.next(**fault)
-    result = sendgrid(fake_sendgrid).send(
-        msg("email", "a@example.pl", {"subject": "s", "text": "t"})
-    )
+    result = sendgrid(fake_sendgrid).send(msg("email", "a@example.pl", {"subject": "s", "text": "t"}))
     assert result.error_class is error_class and result.retry_after == retry_after
 
 
@@ -210,9 +198,7 @@ def test_webpush_vapid_and_decrypted_polish_text(fake_push):
     adapter, public = webpush(fake_push)
     subscription = fake_push.subscribe(public)
     result = adapter.send(
-        msg(
-            "push", json.dumps(subscription), {"title": "Paczka czeka", "body": POLISH}, urgent=True
-        )
+        msg("push", json.dumps(subscription), {"title": "Paczka czeka", "body": POLISH}, urgent=True)
     )
     assert result.ok, (result.error, fake_push.rejections)
     (delivered,) = fake_push.delivered

@@ -83,8 +83,7 @@ def _register(hub, fake_push, public, customer="c-push"):
             session.add(row)
             session.flush()
         keys = subscription["keys"]
-        save_push_subscription(session, row, subscription["endpoint"], keys["p256dh"],
-                               keys["auth"])
+        save_push_subscription(session, row, subscription["endpoint"], keys["p256dh"], keys["auth"])
     return subscription
 
 
@@ -127,9 +126,7 @@ def test_push_410_deactivates_and_next_event_falls_back(make_hub, fake_push, fak
     assert len(fake_sendgrid.mails) == 2 and len(fake_push.delivered) == 0
 
 
-def test_permanent_sms_failure_falls_back_and_suppresses_number(
-    make_hub, fake_twilio, fake_sendgrid
-):
+def test_permanent_sms_failure_falls_back_and_suppresses_number(make_hub, fake_twilio, fake_sendgrid):
     hub = make_hub(**twilio_settings(fake_twilio), **sendgrid_settings(fake_sendgrid))
     fake_twilio.invalid.add("+48512345678")
     hub.post(event("evt-bad"))
@@ -226,8 +223,12 @@ def test_max_age_dead_letters_and_alerts_ops(make_hub, fake_twilio, fake_json):
 
 
 def test_provider_outage_alerts_ops_once(make_hub, fake_twilio, fake_json):
-    hub = make_hub(**twilio_settings(fake_twilio), breaker_threshold=2,
-                   breaker_cooldown_seconds=60, apprise_urls=[fake_json.apprise_url("ops")])
+    hub = make_hub(
+        **twilio_settings(fake_twilio),
+        breaker_threshold=2,
+        breaker_cooldown_seconds=60,
+        apprise_urls=[fake_json.apprise_url("ops")],
+    )
     fake_twilio.faults.for_seconds(60, status=502)
     for i in range(4):
         hub.post(event(f"evt-{i}", type_="parcel.in_transit" if i % 2 else "parcel.delivered"))
@@ -239,13 +240,17 @@ def test_provider_outage_alerts_ops_once(make_hub, fake_twilio, fake_json):
 
 def test_outage_recovery_on_each_store(make_hub, fake_twilio, database_url):
     """The same once-and-only-once outcome on SQLite and on the real PostgreSQL."""
-    hub = make_hub(database_url=database_url, **twilio_settings(fake_twilio),
-                   breaker_threshold=2, breaker_cooldown_seconds=0.2,
-                   breaker_max_cooldown_seconds=0.5, max_attempts=25)
+    hub = make_hub(
+        database_url=database_url,
+        **twilio_settings(fake_twilio),
+        breaker_threshold=2,
+        breaker_cooldown_seconds=0.2,
+        breaker_max_cooldown_seconds=0.5,
+        max_attempts=25,
+    )
     fake_twilio.faults.for_seconds(1.5, status=500)
     for i in range(6):
-        hub.post(event(f"evt-pg-{i}", parcel={**event()["parcel"],
-                                               "tracking_number": f"PX{i:08d}"}))
+        hub.post(event(f"evt-pg-{i}", parcel={**event()["parcel"], "tracking_number": f"PX{i:08d}"}))
     hub.run_until_idle(timeout=30)
     assert len(fake_twilio.by_key) == 6 and set(fake_twilio.by_key.values()) == {1}
 

@@ -6,7 +6,7 @@ import time
 
 from sqlalchemy import select
 
-from hub.models import ChannelSuppression, InboundKeyword
+from hub.models import ChannelSuppression, ConsentRecord, InboundKeyword
 from tests.channels.conftest import sendgrid_settings, twilio_settings
 from tests.fakes.sendgrid import FakeSendGrid
 from tests.helpers import event
@@ -50,10 +50,7 @@ def test_forged_and_unsigned_twilio_webhooks_change_nothing(make_hub, fake_twili
     assert _post_twilio(hub, forged).status_code == 403
     tampered = (url, {**params, "MessageStatus": "failed"}, forged[2])
     genuine = fake_twilio.status_webhook(message, "delivered")
-    assert (
-        _post_twilio(hub, (url, {**params, "MessageStatus": "failed"}, genuine[2])).status_code
-        == 403
-    )
+    assert _post_twilio(hub, (url, {**params, "MessageStatus": "failed"}, genuine[2])).status_code == 403
     assert _post_twilio(hub, tampered).status_code == 403
     reply = _post_twilio(hub, genuine, headers={})
     assert reply.status_code == 401
@@ -93,6 +90,29 @@ def test_inbound_stop_then_start(make_hub, fake_twilio, fake_sendgrid):
     with hub.runtime.db.sessions() as session:
         (sup,) = session.scalars(select(ChannelSuppression)).all()
         assert sup.reason == "recipient_opt_out" and sup.lifted_at is not None
+
+
+def test_inbound_stop_writes_the_consent_ledger_and_start_restores_sms(make_hub, fake_twilio, fake_sendgrid):
+    hub = make_hub(**twilio_settings(fake_twilio), **sendgrid_settings(fake_sendgrid))
+    hub.post(event("evt-0"))
+    hub.run_until_idle()
+    _post_twilio(hub, fake_twilio.inbound_webhook(INBOUND_URL, "+48512345678", "STOP"))
+    with hub.runtime.db.sessions() as session:
+        rows = session.scalars(select(ConsentRecord)).all()
+        assert {(r.purpose, r.channel, r.action, r.source) for r in rows} == {
+            ("marketing", "sms", "withdrawn", "sms_stop"),
+            ("loyalty", "sms", "withdrawn", "sms_stop"),
+        }
+    hub.post(event("evt-1", type_="parcel.in_transit"))
+    hub.run_until_idle()
+    sms = next(d for d in hub.event_view("evt-1")["decisions"] if d["channel"] == "sms")
+    assert sms["outcome"] == "skipped"
+    _post_twilio(hub, fake_twilio.inbound_webhook(INBOUND_URL, "+48512345678", "start"))
+    hub.post(event("evt-2", type_="parcel.out_for_delivery"))
+    hub.run_until_idle()
+    first = hub.event_view("evt-2")["decisions"][0]
+    assert (first["channel"], first["outcome"]) == ("sms", "sent")
+    assert len(fake_twilio.messages) == 2
 
 
 def test_forged_inbound_stop_is_ignored(make_hub, fake_twilio):
