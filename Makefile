@@ -26,6 +26,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python -W ignore bench/send.py
 
 clean:
 	rm -rf $(VENV) *.egg-info hub.db hub.db-*

@@ -48,21 +48,22 @@ META = {"event_type": "parcel.ready_for_pickup", "tracking_number": "PL000123456
         "category": "transactional", "urgent": True}
 
 
-def rate(fn: Callable[[int], object], seconds: float, rounds: int = 3) -> float:
-    """Calls fn(i) for `seconds` split in rounds (after a warm-up); the best round's calls/s.
-
-    Best-of-rounds, because this machine is shared: a neighbour's burst should not decide
-    which loop looks slower.
-    """
-    for i in range(5):
-        fn(-i - 1)
-    best, n = 0.0, 0
+def compare(loops: dict[str, Callable[[int], object]], seconds: float, rounds: int = 3,
+            ) -> dict[str, float]:
+    """Calls/s of each loop, interleaved round by round (best round each), so that a
+    neighbour's burst on this shared machine does not land on one loop only."""
+    for fn in loops.values():
+        for i in range(5):
+            fn(-i - 1)  # warm-up: connections, caches
+    best = dict.fromkeys(loops, 0.0)
+    n = 0
     for _ in range(rounds):
-        count, started = 0, time.perf_counter()
-        while (elapsed := time.perf_counter() - started) < seconds / rounds:
-            fn(n)
-            count, n = count + 1, n + 1
-        best = max(best, count / elapsed)
+        for name, fn in loops.items():
+            count, started = 0, time.perf_counter()
+            while (elapsed := time.perf_counter() - started) < seconds / rounds:
+                fn(n)
+                count, n = count + 1, n + 1
+            best[name] = max(best[name], count / elapsed)
     return best
 
 
@@ -77,15 +78,15 @@ def bench_twilio(seconds: float) -> dict[str, float]:
         sdk = twilio_client(fake.account_sid, fake.auth_token, fake.url)
         url = f"{fake.url}/2010-04-01/Accounts/{fake.account_sid}/Messages.json"
         with httpx.Client(auth=(fake.account_sid, fake.auth_token)) as bare:
-            return {
-                "adapter": rate(lambda i: _ok(adapter.send(
-                    message("sms", "+48512345678", {"body": TEXT}, i))), seconds),
-                "sdk": rate(lambda i: sdk.messages.create(
-                    to="+48512345678", from_="+48500000000", body=TEXT), seconds),
-                "httpx": rate(lambda i: bare.post(url, data={
+            return compare({
+                "adapter": (lambda i: _ok(adapter.send(
+                    message("sms", "+48512345678", {"body": TEXT}, i)))),
+                "sdk": (lambda i: sdk.messages.create(
+                    to="+48512345678", from_="+48500000000", body=TEXT)),
+                "httpx": (lambda i: bare.post(url, data={
                     "To": "+48512345678", "From": "+48500000000", "Body": TEXT}
-                ).raise_for_status(), seconds),
-            }
+                ).raise_for_status()),
+            }, seconds)
 
 
 def bench_sendgrid(seconds: float) -> dict[str, float]:
@@ -97,13 +98,13 @@ def bench_sendgrid(seconds: float) -> dict[str, float]:
         sdk = sendgrid_client(fake.api_key, fake.url)
         headers = {"Authorization": f"Bearer {fake.api_key}"}
         with httpx.Client(headers=headers) as bare:
-            return {
-                "adapter": rate(lambda i: _ok(adapter.send(
-                    message("email", "anna@example.pl", parts, i))), seconds),
-                "sdk": rate(lambda i: sdk.client.mail.send.post(request_body=body), seconds),
-                "httpx": rate(lambda i: bare.post(f"{fake.url}/v3/mail/send", json=body
-                                                  ).raise_for_status(), seconds),
-            }
+            return compare({
+                "adapter": (lambda i: _ok(adapter.send(
+                    message("email", "anna@example.pl", parts, i)))),
+                "sdk": (lambda i: sdk.client.mail.send.post(request_body=body)),
+                "httpx": (lambda i: bare.post(f"{fake.url}/v3/mail/send", json=body
+                                                  ).raise_for_status()),
+            }, seconds)
 
 
 def bench_webpush(seconds: float) -> dict[str, float]:
@@ -114,13 +115,13 @@ def bench_webpush(seconds: float) -> dict[str, float]:
         address = json.dumps(subscription)
         session = requests.Session()
         payload = json.dumps({"title": "Paczka", "body": TEXT}, ensure_ascii=False)
-        return {
-            "adapter": rate(lambda i: _ok(adapter.send(
-                message("push", address, {"title": "Paczka", "body": TEXT}, i))), seconds),
-            "sdk": rate(lambda i: webpush(subscription, payload, vapid_private_key=private,
+        return compare({
+            "adapter": (lambda i: _ok(adapter.send(
+                message("push", address, {"title": "Paczka", "body": TEXT}, i)))),
+            "sdk": (lambda i: webpush(subscription, payload, vapid_private_key=private,
                                           vapid_claims={"sub": "mailto:ops@hub.example"},
-                                          ttl=3600, requests_session=session), seconds),
-        }
+                                          ttl=3600, requests_session=session)),
+        }, seconds)
 
 
 def bench_smtp(seconds: float) -> dict[str, float]:
@@ -139,11 +140,11 @@ def bench_smtp(seconds: float) -> dict[str, float]:
                 conn.login(relay.username, relay.password)
                 conn.send_message(mail)
 
-        return {
-            "adapter": rate(lambda i: _ok(adapter.send(
-                message("email", "anna@example.pl", parts, i))), seconds),
-            "smtplib": rate(bare, seconds),
-        }
+        return compare({
+            "adapter": (lambda i: _ok(adapter.send(
+                message("email", "anna@example.pl", parts, i)))),
+            "smtplib": bare,
+        }, seconds)
     finally:
         relay.stop()
 
@@ -155,13 +156,13 @@ def bench_apprise(seconds: float) -> dict[str, float]:
         sdk.add(fake.apprise_url())
         body = {"version": "1.0", "title": "Paczka", "message": TEXT, "type": "info"}
         with httpx.Client() as bare:
-            return {
-                "adapter": rate(lambda i: _ok(adapter.send(
-                    message("ops", "ops", {"title": "Paczka", "body": TEXT}, i))), seconds),
-                "sdk": rate(lambda i: sdk.notify(body=TEXT, title="Paczka"), seconds),
-                "httpx": rate(lambda i: bare.post(f"{fake.url}/notify", json=body
-                                                  ).raise_for_status(), seconds),
-            }
+            return compare({
+                "adapter": (lambda i: _ok(adapter.send(
+                    message("ops", "ops", {"title": "Paczka", "body": TEXT}, i)))),
+                "sdk": (lambda i: sdk.notify(body=TEXT, title="Paczka")),
+                "httpx": (lambda i: bare.post(f"{fake.url}/notify", json=body
+                                                  ).raise_for_status()),
+            }, seconds)
 
 
 def bench_console(seconds: float) -> dict[str, float]:
@@ -178,11 +179,11 @@ def bench_console(seconds: float) -> dict[str, float]:
             fh.flush()
             os.fsync(fh.fileno())
 
-    return {
-        "adapter": rate(lambda i: _ok(adapter.send(
-            message("sms", "+48512345678", {"body": TEXT}, i))), seconds),
-        "file+fsync": rate(bare, seconds),
-    }
+    return compare({
+        "adapter": (lambda i: _ok(adapter.send(
+            message("sms", "+48512345678", {"body": TEXT}, i)))),
+        "file+fsync": bare,
+    }, seconds)
 
 
 def _ok(result: object) -> None:
