@@ -92,6 +92,8 @@ class GuardedAdapter:
         self.breaker = breaker
         self.name = adapter.name
         self.on_open = on_open
+        # whether the wrapped adapter's "not found" means "never sent" (see hub.delivery)
+        self.authoritative_reconcile = bool(getattr(adapter, "authoritative_reconcile", False))
 
     def send(self, message: OutgoingMessage) -> SendResult:
         """Sends unless the circuit is open; the answer feeds the breaker."""
@@ -102,11 +104,6 @@ class GuardedAdapter:
         if self.breaker.record(result) and self.on_open is not None:
             self.on_open(self.name)  # outside the breaker's lock: alerts do I/O
         return result
-
-    @property
-    def authoritative_reconcile(self) -> bool:
-        """Whether the wrapped adapter's "not found" means "never sent" (see hub.delivery)."""
-        return bool(getattr(self.adapter, "authoritative_reconcile", False))
 
     def reconcile(self, idempotency_key: str) -> SendResult | None:
         """Delegates to the wrapped adapter."""
