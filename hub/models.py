@@ -173,6 +173,13 @@ class CustomerTombstone(Base):
     digest: Mapped[str] = mapped_column(String(64), unique=True)
     erased_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+# throttling: the limiter's tables are defined with its SQL backend; registered here so that
+# the hub's metadata (Alembic, tests) knows them. Migration: 0003_throttling.
+from throttling.backends.sql_tables import metadata as _throttle_metadata  # noqa: E402
+
+for _table in _throttle_metadata.tables.values():
+    _table.to_metadata(Base.metadata)
+
 
 # --- channels (issue 6): address suppressions, inbound consent keywords ---
 

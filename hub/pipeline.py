@@ -27,11 +27,13 @@ from hub.logs import get_logger
 from hub.models import Event, OutboxJob
 from hub.settings import get_settings
 from preferences import EventFacts, Profile, Resolution, resolve
+from preferences.model import Frequency, Preferences
 from templates import Renderer, RenderError, RenderRequest
 from templates.renderer import TemplateMissing
-from throttling import Limiter, ThrottleRequest, Verdict
+from throttling import DigestBatch, Limiter, ThrottleRequest, Verdict
 
 log = get_logger("pipeline")
+DIGEST_TEMPLATE = "digest.daily"  # rendered with context["digest"] for a daily digest release
 
 
 class Outcome(enum.StrEnum):
@@ -78,6 +80,7 @@ class _Loaded:
     payload: dict[str, Any]
     profile: Profile
     recipient: Recipient
+    throttling: dict[str, Any] = field(default_factory=dict)  # the limiter's overrides
 
 
 class Pipeline:
@@ -106,7 +109,9 @@ class Pipeline:
                 recipient = load_recipient(session, customer)
             event.state = "processing"
             session.flush()
-            return _Loaded(event.id, payload, recipient.profile, recipient)
+            raw = {} if customer is None else dict(customer.preferences or {})
+            return _Loaded(event.id, payload, recipient.profile, recipient,
+                           throttle_overrides(recipient.preferences, raw))
 
     def run(self, job_id: int) -> JobOutcome | None:
         """Processes one job; returns None if the job no longer exists or is finished."""
@@ -152,18 +157,7 @@ class Pipeline:
         payload, profile = loaded.payload, loaded.profile
         etype = event_types()[payload["type"]]
         parcel = payload.get("parcel") or {}
-        request = ThrottleRequest(
-            customer_id=profile.customer_id,
-            channel=channel,
-            category=etype.category,
-            event_type=etype.name,
-            occurred_at=datetime.fromisoformat(payload["occurred_at"]),
-            now=utcnow(),
-            tracking_number=parcel.get("tracking_number"),
-            status_rank=etype.rank,
-            urgent=etype.urgent,
-            time_zone=profile.time_zone,
-        )
+        request = throttle_request(loaded, channel)
         verdict = self.stages.limiter.check(request)
         if verdict.verdict is Verdict.DROP:
             return ChannelDecision(channel, Outcome.DROPPED, verdict.reason)
@@ -172,10 +166,13 @@ class Pipeline:
                 channel, Outcome.DEFERRED, verdict.reason, f"until {verdict.until:%Y-%m-%dT%H:%M%z}"
                 if verdict.until else None, verdict.until
             )
+        context = render_context(payload, profile)
+        if verdict.digest is not None:
+            context["digest"] = digest_context(verdict.digest)
         try:
             rendered = self.stages.renderer.render(
-                RenderRequest(etype.name, channel, resolution.locales, resolution.tone,
-                              render_context(payload, profile))
+                RenderRequest(DIGEST_TEMPLATE if verdict.digest else etype.name, channel,
+                              resolution.locales, resolution.tone, context)
             )
         except RenderError as exc:
             self.stages.limiter.release(request)
@@ -220,6 +217,56 @@ def _metadata(etype: Any, parcel: dict[str, Any], customer_id: str, channel: str
         meta["unsubscribe_url"] = unsubscribe_link(get_settings(), customer_id,
                                                    etype.category, channel)
     return meta
+
+
+def throttle_request(loaded: _Loaded, channel: str) -> ThrottleRequest:
+    """The limiter's question for one channel of the job's event, with the customer's
+    throttling choices (preferences keys quiet_hours/frequency/digest, or `throttling`)."""
+    payload, profile = loaded.payload, loaded.profile
+    etype = event_types()[payload["type"]]
+    parcel = payload.get("parcel") or {}
+    deadline = (parcel.get("pickup_point") or {}).get("deadline")
+    overrides = loaded.throttling
+    return ThrottleRequest(
+        customer_id=profile.customer_id,
+        channel=channel,
+        category=etype.category,
+        event_type=etype.name,
+        occurred_at=datetime.fromisoformat(payload["occurred_at"]),
+        now=utcnow(),
+        tracking_number=parcel.get("tracking_number"),
+        status_rank=etype.rank,
+        urgent=etype.urgent,
+        time_zone=profile.time_zone,
+        event_ref=str(loaded.event_pk),
+        deadline=datetime.fromisoformat(deadline) if deadline else None,
+        overrides=overrides,
+        summary={"event_id": payload["event_id"], "data": payload.get("data") or {}},
+    )
+
+
+def throttle_overrides(prefs: Preferences, raw: dict[str, Any]) -> dict[str, Any]:
+    """The limiter's per-customer overrides from the customer's preferences: their quiet
+    hours, the daily digest choice, and any operator-set caps under `throttling`."""
+    overrides: dict[str, Any] = {}
+    if prefs.quiet_hours is not None:
+        overrides["quiet_hours"] = {"enabled": True,
+                                    "start": prefs.quiet_hours.start.strftime("%H:%M"),
+                                    "end": prefs.quiet_hours.end.strftime("%H:%M")}
+    if prefs.frequency is Frequency.DIGEST:
+        overrides["digest"] = {"enabled": True}
+    overrides.update(raw.get("throttling") or {})
+    return overrides
+
+
+def digest_context(batch: DigestBatch) -> dict[str, Any]:
+    """What the digest template gets under `digest`: the held items, oldest first."""
+    return {
+        "count": len(batch.items),
+        "due": batch.due.isoformat(),
+        "items": [{"event_type": i.event_type, "category": i.category,
+                   "occurred_at": i.occurred_at.isoformat(), **i.summary} for i in batch.items],
+    }
 
 
 def render_context(payload: dict[str, Any], profile: Profile) -> dict[str, Any]:

@@ -11,13 +11,23 @@ from sqlalchemy import inspect
 from channels import ChannelAdapter
 from hub import migrate, transports
 from hub.customers import tombstone_key
-from hub.db import Database
+from hub.db import Database, make_engine
 from hub.keys import KeyVerifier
 from hub.pipeline import Pipeline, Stages
 from hub.settings import Settings
 from hub.worker import Worker
 from templates import Renderer
-from throttling import AllowAll
+from throttling import (
+    AllowAll,
+    CounterStore,
+    Limiter,
+    MemoryCounterStore,
+    PolicyLimiter,
+    load_policy,
+)
+from throttling.backends.redis import RedisCounterStore
+from throttling.backends.sql import SqlCounterStore
+from throttling.backends.sql_digest import SqlDigestBook
 
 if TYPE_CHECKING:
     from hub.dispatch import Dispatcher
@@ -30,8 +40,28 @@ def build_transports(settings: Settings) -> dict[str, ChannelAdapter]:
     return transports.build(settings)
 
 
-def build_stages(settings: Settings) -> Stages:
-    return Stages(limiter=AllowAll(), renderer=Renderer(), transports=build_transports(settings))
+def build_limiter(settings: Settings, db: Database) -> Limiter:
+    """The throttling limiter chosen by HUB_THROTTLE_BACKEND (digest items always in the db)."""
+    if settings.throttle_backend == "off":
+        return AllowAll()
+    policy = load_policy(settings.throttle_policy_file)
+    if settings.throttle_backend == "redis":
+        if not settings.redis_url:
+            raise ValueError("HUB_THROTTLE_BACKEND=redis needs HUB_REDIS_URL")
+        prefix = settings.throttle_redis_prefix
+        store: CounterStore = RedisCounterStore.from_url(settings.redis_url, prefix)
+    elif settings.throttle_backend == "memory":
+        store = MemoryCounterStore()
+    else:
+        # Its own pool, so that relaxing SQLite's fsync for counters leaves events durable.
+        store = SqlCounterStore(make_engine(settings.database_url), owns_engine=True,
+                                sqlite_synchronous=settings.throttle_sqlite_synchronous)
+    return PolicyLimiter(policy, store, SqlDigestBook(db.engine))
+
+
+def build_stages(settings: Settings, db: Database) -> Stages:
+    return Stages(limiter=build_limiter(settings, db), renderer=Renderer(),
+                  transports=build_transports(settings))
 
 
 @dataclass
@@ -51,7 +81,7 @@ class HubRuntime:
         db = Database(settings.database_url)
         if migrate_empty and not inspect(db.engine).has_table("alembic_version"):
             migrate.upgrade(db)
-        pipeline = Pipeline(db, build_stages(settings), tombstone_key(settings))
+        pipeline = Pipeline(db, build_stages(settings, db), tombstone_key(settings))
         return cls(settings, db, pipeline, KeyVerifier(db))
 
     def start_worker(self) -> None:
@@ -73,4 +103,7 @@ class HubRuntime:
             self.worker.stop()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        close_limiter = getattr(self.pipeline.stages.limiter, "close", None)
+        if close_limiter is not None:
+            close_limiter()
         self.db.dispose()

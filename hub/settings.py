@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -84,6 +85,20 @@ class Settings(BaseSettings):
     breaker_max_cooldown_seconds: float = Field(default=300.0, description="Longest one.")
     delivery_max_age_seconds: float = Field(
         default=86400.0, description="A job still failing this long after intake dead-letters.")
+
+    # throttling: counter backend, policy file, Redis key prefix (HUB_REDIS_URL above).
+    throttle_backend: Literal["sql", "redis", "memory", "off"] = Field(
+        default="sql", description="Counters: sql (the hub's database), redis, memory, off."
+    )
+    throttle_policy_file: str | None = Field(
+        default=None, description="Throttling policy TOML; the packaged default when unset."
+    )
+    throttle_redis_prefix: str = Field(
+        default="hub:throttle:", description="Key prefix of the Redis counters."
+    )
+    throttle_sqlite_synchronous: Literal["NORMAL", "FULL"] = Field(
+        default="NORMAL", description="fsync of the SQLite counters (events stay FULL)."
+    )
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -84,7 +84,7 @@ def _skip_reason(
         return SkipReason.CHANNEL_DISABLED
     if event.type in preferences.event_opt_outs:
         return SkipReason.OPTED_OUT_EVENT
-    if preferences.frequency is not Frequency.ALL and not _important(event):
+    if not _in_frequency_choice(preferences.frequency, event):
         return SkipReason.NOT_IN_FREQUENCY_CHOICE
     if not chosen:
         return SkipReason.OPTED_OUT_CHANNEL
@@ -102,6 +102,14 @@ def _skip_reason(
     return None
 
 
+def _in_frequency_choice(frequency: Frequency, event: EventFacts) -> bool:
+    """"Important only" passes urgent parcel notices; "digest" also passes loyalty and
+    marketing, which the limiter holds for the customer's daily digest."""
+    if frequency is Frequency.ALL or _important(event):
+        return True
+    return frequency is Frequency.DIGEST and event.category in CONSENT_CATEGORIES
+
+
 def _important(event: EventFacts) -> bool:
     """Only urgent parcel notices pass the "important only" and "digest" choices at once."""
     return event.category == "transactional" and event.urgent
@@ -111,7 +119,8 @@ _DETAILS: dict[SkipReason, str] = {
     SkipReason.ERASED: "the customer's data was erased on request",
     SkipReason.CHANNEL_DISABLED: "this channel is not enabled on the hub",
     SkipReason.OPTED_OUT_EVENT: "the customer opted out of this event type",
-    SkipReason.NOT_IN_FREQUENCY_CHOICE: "the customer chose important updates only or a digest",
+    SkipReason.NOT_IN_FREQUENCY_CHOICE: "the customer chose important updates only (or a "
+    "digest, which leaves out non-urgent parcel updates)",
     SkipReason.OPTED_OUT_CHANNEL: "the customer did not choose this channel for the category",
     SkipReason.NO_CONSENT: "no consent recorded for this purpose and channel",
     SkipReason.CONSENT_WITHDRAWN: "the customer withdrew consent for this purpose and channel",

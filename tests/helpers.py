@@ -14,7 +14,12 @@ FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 
 
 def make_runtime(database_url: str, tmp_path: Path, **overrides: Any) -> HubRuntime:
-    """A runtime on the given store whose console channel writes under tmp_path."""
+    """A runtime on the given store whose console channel writes under tmp_path.
+
+    Throttling is off unless a test asks for it (throttle_backend="sql" or "redis"), so
+    that tests of other stages do not depend on the time of day (quiet hours) or caps.
+    """
+    overrides.setdefault("throttle_backend", "off")
     settings = Settings(
         database_url=database_url,
         console_outbox_path=str(tmp_path / "outbox.jsonl"),

@@ -59,7 +59,7 @@ def route(resolution: object, channel: str) -> object:
          NO_CONSENTS, ("sms", "email", "push"), "sms", SkipReason.OPTED_OUT_EVENT),
         (IN_TRANSIT, FULL, Preferences(frequency=Frequency.IMPORTANT), NO_CONSENTS,
          ("sms", "email", "push"), "sms", SkipReason.NOT_IN_FREQUENCY_CHOICE),
-        (CAMPAIGN, FULL, Preferences(frequency=Frequency.DIGEST), GRANTED_ALL,
+        (IN_TRANSIT, FULL, Preferences(frequency=Frequency.DIGEST), GRANTED_ALL,
          ("sms", "email", "push"), "email", SkipReason.NOT_IN_FREQUENCY_CHOICE),
         (PICKUP, FULL, Preferences(channels={"transactional": ("email",)}), NO_CONSENTS,
          ("sms", "email", "push"), "sms", SkipReason.OPTED_OUT_CHANNEL),
@@ -154,3 +154,10 @@ def test_resolution_carries_locale_tone_and_quiet_hours() -> None:
     res = resolve(PICKUP, Profile("c-1", locale="uk", tone="informal"),
                   Preferences(quiet_hours=quiet), NO_CONSENTS)
     assert (res.locales, res.tone, res.quiet_hours) == (("uk", "pl", "en"), "informal", quiet)
+
+
+def test_digest_choice_passes_marketing_on_to_the_limiter_to_hold() -> None:
+    """The limiter holds it for the daily digest; the resolver must not drop it."""
+    r = route(resolve(CAMPAIGN, FULL, Preferences(frequency=Frequency.DIGEST), GRANTED_ALL,
+                      ("sms", "email", "push")), "email")
+    assert r.action is RouteAction.SEND
