@@ -27,6 +27,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/render.py
+	$(BIN)/python -W ignore bench/send.py
+	$(BIN)/python bench/throttle.py
 
 # Shared template strings (labels, plural phrases): extract from the catalog, layout and
 # code into templates/locale/messages.pot, merge into each locale's .po (translate the new

@@ -32,6 +32,12 @@ class SendResult:
     error_class: ErrorClass | None = None
     error: str | None = None
     retry_after: float | None = None
+    deactivate: bool = False
+    """Permanent failures only: the address itself is dead (push 410, invalid number)."""
+    opted_out: bool = False
+    """Permanent failures only: the recipient withdrew at the provider (Twilio 21610 STOP)."""
+    circuit_open: bool = False
+    """Not attempted: the provider's circuit breaker is open; retry after `retry_after`."""
 
     @property
     def ok(self) -> bool:
@@ -46,8 +52,16 @@ class SendResult:
         return cls(error_class=ErrorClass.TRANSIENT, error=error, retry_after=retry_after)
 
     @classmethod
-    def permanent(cls, error: str) -> SendResult:
-        return cls(error_class=ErrorClass.PERMANENT, error=error)
+    def permanent(cls, error: str, deactivate: bool = False, opted_out: bool = False,
+                  ) -> SendResult:
+        return cls(error_class=ErrorClass.PERMANENT, error=error, deactivate=deactivate,
+                   opted_out=opted_out)
+
+    @classmethod
+    def not_attempted(cls, error: str, retry_after: float) -> SendResult:
+        """The provider is known to be down (circuit open): defer, do not count a failure."""
+        return cls(error_class=ErrorClass.TRANSIENT, error=error, retry_after=retry_after,
+                   circuit_open=True)
 
 
 class ChannelAdapter(Protocol):

@@ -146,6 +146,16 @@ def keys_create(
     runtime.db.dispose()
 
 
+@keys_app.command("vapid")
+def keys_vapid() -> None:
+    """Generate a VAPID key pair for Web Push; put both lines in the environment (.env)."""
+    from channels.webpush import generate_vapid_keys
+
+    private, public = generate_vapid_keys()
+    typer.echo(f"HUB_VAPID_PRIVATE_KEY={private}")
+    typer.echo(f"HUB_VAPID_PUBLIC_KEY={public}")
+
+
 @app.command()
 def demo() -> None:
     """Run the whole flow on a temporary SQLite database and print what was sent and why."""

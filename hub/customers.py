@@ -16,6 +16,7 @@ from hub.db import utcnow
 from hub.logs import get_logger
 from hub.models import ConsentRecord, Customer, CustomerTombstone, PushSubscriptionRow
 from hub.settings import Settings
+from hub.suppressions import without_suppressed
 from preferences import (
     AddressError,
     ConsentEntry,
@@ -218,8 +219,9 @@ def to_profile(customer: Customer, subscriptions: list[PushSubscriptionRow] | No
 
 def load_recipient(session: Session, customer: Customer) -> Recipient:
     """Profile, preferences and derived consent state of a stored customer."""
+    profile = to_profile(customer, active_push_subscriptions(session, customer))
     return Recipient(
-        to_profile(customer, active_push_subscriptions(session, customer)),
+        without_suppressed(session, profile),  # channels: dead or opted-out addresses
         preferences_from_json(customer.preferences),
         derive_state(consent_entries(session, customer.external_id)),
     )

@@ -15,12 +15,14 @@ from hub.db import Database, utcnow
 from hub.logs import get_logger
 from hub.metrics import SEND_LATENCY
 from hub.models import Notification
+from hub.receipts import deactivate_address
 
 log = get_logger("delivery")
 
 # Statuses of a notification; `sending` is held only across the provider call.
 SENDING, SENT, RETRY, FAILED, UNCONFIRMED = "sending", "sent", "retry", "failed", "unconfirmed"
-DONE_STATUSES = {SENT, "delivered", "opened", "clicked"}
+DONE_STATUSES = {SENT, "delivered", "opened", "clicked", "bounced", "complained",
+                 "unsubscribed"}  # the provider accepted it: never again
 UNCONFIRMED_DETAIL = (
     "a worker stopped during the provider call and the provider cannot confirm it; "
     "not repeated, to avoid a duplicate"
@@ -71,7 +73,7 @@ def deliver(db: Database, adapter: ChannelAdapter, env: Envelope) -> SendResult:
         result = SendResult.transient(f"adapter error: {type(exc).__name__}: {exc}")
     SEND_LATENCY.labels(env.channel).observe(time.perf_counter() - started)
     failpoints.reach(failpoints.AFTER_SEND)
-    _record(db, key, result)
+    _record(db, key, result, adapter.name)
     log.info(
         "send",
         notification_id=notification_id,
@@ -132,15 +134,21 @@ def _claim(
         return None, row.id
 
 
-def _record(db: Database, key: str, result: SendResult) -> None:
+def _record(db: Database, key: str, result: SendResult, source: str) -> None:
     with db.transaction() as session:
         row = session.scalars(
             select(Notification).where(Notification.idempotency_key == key)
         ).one()
+        if result.deactivate and row.address:
+            deactivate_address(session, row.channel, row.address, result.error or "", source,
+                               opted_out=result.opted_out)
         if result.ok:
             row.provider_message_id = result.provider_message_id
             row.error = None
-            _history(row, SENT)
+            if row.status == SENDING:
+                _history(row, SENT)
+            else:  # a provider receipt (e.g. delivered) overtook the provider's answer
+                row.history = [*row.history, {"status": SENT, "at": utcnow().isoformat()}]
         else:
             row.error = result.error
             _history(row, RETRY if result.error_class == "transient" else FAILED, result.error)

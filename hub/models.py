@@ -179,3 +179,36 @@ from throttling.backends.sql_tables import metadata as _throttle_metadata  # noq
 
 for _table in _throttle_metadata.tables.values():
     _table.to_metadata(Base.metadata)
+
+
+# --- channels (issue 6): address suppressions, inbound consent keywords ---
+
+
+class ChannelSuppression(Base):
+    """An address the hub must not use on a channel (STOP, invalid number, hard bounce)."""
+
+    __tablename__ = "channel_suppressions"
+    __table_args__ = (Index("ix_channel_suppressions_address", "channel", "address"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    address: Mapped[str] = mapped_column(String(512))
+    reason: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lifted_at: Mapped[datetime | None]
+
+
+class InboundKeyword(Base):
+    """A consent keyword a recipient sent us (SMS STOP/START...), independent of notifications."""
+
+    __tablename__ = "inbound_keywords"
+    __table_args__ = (Index("ix_inbound_keywords_address", "channel", "address"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    address: Mapped[str] = mapped_column(String(512))
+    keyword: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(16))
+    provider: Mapped[str] = mapped_column(String(32))
+    provider_message_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)

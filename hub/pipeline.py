@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -22,12 +22,13 @@ from hub.db import Database, utcnow
 from hub.delivery import UNCONFIRMED_DETAIL, Envelope, deliver
 from hub.events import event_types
 from hub.gdpr import scrub_erased_event
+from hub.links import unsubscribe_link
 from hub.logs import get_logger
 from hub.models import Event, OutboxJob
 from hub.settings import get_settings
 from preferences import EventFacts, Profile, Resolution, resolve
 from preferences.model import Frequency, Preferences
-from templates import DIGEST, Renderer, RenderError, RenderRequest
+from templates import DIGEST, RenderedMessage, Renderer, RenderError, RenderRequest
 from templates.renderer import TemplateMissing
 from throttling import DigestBatch, Limiter, ThrottleRequest, Verdict
 
@@ -188,9 +189,7 @@ class Pipeline:
             adapter,
             Envelope(loaded.event_pk, profile.customer_id, parcel.get("tracking_number"),
                      etype.name, channel, address, rendered.locale, rendered.parts,
-                     {"event_type": etype.name, "tracking_number": parcel.get("tracking_number"),
-                      **({"sms_segments": rendered.sms.segments,
-                          "sms_encoding": str(rendered.sms.encoding)} if rendered.sms else {})}),
+                     _metadata(etype, parcel, profile.customer_id, channel, rendered)),
         )
         if result.ok:
             fallback = (f"; template fallback: {', '.join(rendered.fallbacks)}"
@@ -201,6 +200,9 @@ class Pipeline:
             # Most likely delivered: neither retried nor failed over to another channel.
             return ChannelDecision(channel, Outcome.SENT, "send_unconfirmed", result.error)
         self.stages.limiter.release(request)
+        if result.circuit_open:  # provider known to be down: wait, without spending an attempt
+            until = utcnow() + timedelta(seconds=result.retry_after or 1.0)
+            return ChannelDecision(channel, Outcome.DEFERRED, "circuit_open", result.error, until)
         if result.error_class is ErrorClass.TRANSIENT:
             return ChannelDecision(
                 channel, Outcome.DEFERRED, "provider_transient", result.error,
@@ -218,6 +220,20 @@ def _after(settled: ChannelDecision, channel: str) -> ChannelDecision:
         return ChannelDecision(channel, Outcome.SKIPPED, "waiting_for_preferred",
                                f"{settled.channel} is deferred; fallback only if it fails")
     return ChannelDecision(channel, Outcome.SKIPPED, "fallback_not_needed")
+
+
+def _metadata(etype: Any, parcel: dict[str, Any], customer_id: str, channel: str,
+              rendered: RenderedMessage) -> dict[str, Any]:
+    """What adapters may use besides the rendered parts (categories, topic, urgency...)."""
+    meta = {"event_type": etype.name, "tracking_number": parcel.get("tracking_number"),
+            "category": etype.category, "urgent": etype.urgent,
+            "url": (parcel.get("links") or {}).get("track")}
+    if rendered.sms is not None:
+        meta |= {"sms_segments": rendered.sms.segments, "sms_encoding": str(rendered.sms.encoding)}
+    if channel == "email":  # List-Unsubscribe / one-click (RFC 8058) for the e-mail adapters
+        meta["unsubscribe_url"] = unsubscribe_link(get_settings(), customer_id,
+                                                   etype.category, channel)
+    return meta
 
 
 def throttle_request(loaded: _Loaded, channel: str) -> ThrottleRequest:

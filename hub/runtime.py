@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import inspect
 
 from channels import ChannelAdapter
-from channels.registry import adapter_classes
-from hub import migrate
+from hub import migrate, transports
 from hub.customers import tombstone_key
 from hub.db import Database, make_engine
 from hub.keys import KeyVerifier
@@ -40,8 +39,7 @@ LOGICAL_CHANNELS = ("sms", "email", "push")
 
 def build_transports(settings: Settings) -> dict[str, ChannelAdapter]:
     """Maps each logical channel to the adapter that carries it (console until configured)."""
-    console = adapter_classes()["console"](settings.console_outbox_path)
-    return {channel: console for channel in LOGICAL_CHANNELS}
+    return transports.build(settings)
 
 
 def build_limiter(settings: Settings, db: Database) -> Limiter:

@@ -79,6 +79,25 @@ class Settings(BaseSettings):
     tombstone_key: SecretStr | None = Field(
         default=None, description="Keys the digests that remember erased customers; defaults "
         "to secret_key. Keep it stable: changing it forgets who was erased.")
+    # --- channels (issue 6): provider endpoints, receipts, delivery protection ---
+    twilio_api_base_url: str | None = Field(
+        default=None, description="Replaces https://api.twilio.com (test fakes, proxies).")
+    sendgrid_api_host: str | None = Field(
+        default=None, description="Replaces https://api.sendgrid.com (test fakes, EU host).")
+    sendgrid_webhook_public_key: str | None = Field(
+        default=None, description="Event Webhook verification key (base64 DER, as shown).")
+    webhook_max_age_seconds: float = Field(
+        default=300.0, description="Signed webhooks older than this are replays: rejected.")
+    provider_timeout_seconds: float = Field(default=10.0, description="Per provider call.")
+    push_ttl_seconds: int = Field(default=86400, description="How long a push may wait.")
+    email_provider: str | None = Field(
+        default=None, description="sendgrid|smtp|console; unset = sendgrid if keyed, else "
+        "smtp if HUB_SMTP_URL is set, else console.")
+    breaker_threshold: int = Field(default=5, description="Transient failures that open it.")
+    breaker_cooldown_seconds: float = Field(default=10.0, description="First open period.")
+    breaker_max_cooldown_seconds: float = Field(default=300.0, description="Longest one.")
+    delivery_max_age_seconds: float = Field(
+        default=86400.0, description="A job still failing this long after intake dead-letters.")
 
     # throttling: counter backend, policy file, Redis key prefix (HUB_REDIS_URL above).
     throttle_backend: Literal["sql", "redis", "memory", "off"] = Field(

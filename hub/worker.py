@@ -13,6 +13,7 @@ import structlog
 from sqlalchemy import delete, func, or_, select, update
 
 from hub import failpoints
+from hub.alerts import OpsAlerts
 from hub.db import Database, utcnow
 from hub.gdpr import DailyPurge
 from hub.logs import get_logger
@@ -78,6 +79,12 @@ def finish(
         retry_after = outcome.retry_after if outcome else None
         if outcome is None and error is None:
             job.state = "done"
+        elif _too_old(job, settings) and (transient is not None or _circuit_deferred(outcome)):
+            reason = transient or "provider circuit still open"
+            job.state, job.last_error, state = "dead", f"max age exceeded: {reason}", "dead"
+            decisions.append(ChannelDecision("*", Outcome.FAILED, "max_age_exceeded", reason))
+            DEAD_LETTERS.inc()
+            log.error("dead_letter", job_id=job_id, error=job.last_error, attempts=job.attempts)
         elif outcome is not None and outcome.defer_until is not None:
             job.state, job.not_before = "pending", outcome.defer_until
             job.attempts -= 1  # a deferral is not a failed attempt
@@ -107,6 +114,15 @@ def finish(
         return job.state
 
 
+def _too_old(job: OutboxJob, settings: Settings) -> bool:
+    """Past the maximum age: a message this late is no longer worth sending."""
+    return (utcnow() - job.created_at).total_seconds() > settings.delivery_max_age_seconds
+
+
+def _circuit_deferred(outcome: JobOutcome | None) -> bool:
+    return outcome is not None and any(d.reason == "circuit_open" for d in outcome.decisions)
+
+
 def refresh_queue_metrics(db: Database) -> None:
     """Updates the queue depth and lag gauges from the store."""
     now = utcnow()
@@ -125,7 +141,9 @@ def refresh_queue_metrics(db: Database) -> None:
 class Worker:
     """Polls the outbox and runs each claimed job through the pipeline."""
 
-    def __init__(self, db: Database, pipeline: Pipeline, settings: Settings) -> None:
+    def __init__(self, db: Database, pipeline: Pipeline, settings: Settings,
+                 alerts: OpsAlerts | None = None) -> None:
+        self.alerts = alerts if alerts is not None else OpsAlerts.from_settings(settings)
         self.db = db
         self.pipeline = pipeline
         self.settings = settings
@@ -137,14 +155,20 @@ class Worker:
     def run_job(self, job_id: int) -> str:
         """One job, start to finish; an unexpected error becomes a retry, never a lost job."""
         failpoints.reach(failpoints.CLAIMED)
+        outcome: JobOutcome | None = None
         try:
             with structlog.contextvars.bound_contextvars(job_id=job_id, worker=self.name):
                 outcome = self.pipeline.run(job_id)
         except Exception as exc:
             log.exception("job_error", job_id=job_id)
-            return finish(self.db, job_id, self.name, None, self.settings,
-                          error=f"{type(exc).__name__}: {exc}")
-        return finish(self.db, job_id, self.name, outcome, self.settings)
+            state = finish(self.db, job_id, self.name, None, self.settings,
+                           error=f"{type(exc).__name__}: {exc}")
+        else:
+            state = finish(self.db, job_id, self.name, outcome, self.settings)
+        if state == "dead" and self.alerts is not None:
+            self.alerts.dead_letter(job_id, outcome.event_pk if outcome else 0,
+                                    "see GET /v1/events for the decisions")
+        return state
 
     def run_once(self) -> int:
         """Claims and runs one batch; returns how many jobs it ran."""

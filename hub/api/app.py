@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from hub import __version__
-from hub.api import events, ops, preferences, problems, templates
+from hub.api import channels, events, ops, preferences, problems, templates
 from hub.api.limits import BodySizeLimit
 from hub.runtime import HubRuntime
 from hub.settings import get_settings
@@ -39,6 +39,7 @@ def create_app(runtime: HubRuntime, embedded_worker: bool = False) -> FastAPI:
     app.include_router(ops.router)
     app.include_router(preferences.router)
     app.include_router(templates.router)
+    app.include_router(channels.router)
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
     return app
 
