@@ -100,9 +100,16 @@ class GuardedAdapter:
         wait = self.breaker.wait()
         if wait > 0:
             return SendResult.not_attempted(f"{self.name}: circuit open", retry_after=wait)
+        probe = self.breaker.state is CircuitState.HALF_OPEN  # only the prober gets here then
         result = self.adapter.send(message)
         if self.breaker.record(result) and self.on_open is not None:
             self.on_open(self.name)  # outside the breaker's lock: alerts do I/O
+        if probe and result.error_class is ErrorClass.TRANSIENT:
+            # A failed probe says the provider is still down, nothing about this message:
+            # it waits like the others instead of spending one of its attempts.
+            return SendResult.not_attempted(
+                f"{self.name}: circuit still open (probe failed: {result.error})",
+                retry_after=self.breaker.wait() or None)
         return result
 
     def reconcile(self, idempotency_key: str) -> SendResult | None:

@@ -62,3 +62,16 @@ def test_permanent_failures_do_not_open_and_one_probe_at_a_time():
     clock.now = 5.0
     assert breaker.wait() == 0.0  # this caller holds the probe
     assert breaker.wait() > 0  # others keep waiting while it is in flight
+
+
+def test_failed_probe_does_not_spend_the_carrier_message_attempt():
+    clock, inner = Clock(), Scripted()
+    guarded = GuardedAdapter(inner, CircuitBreaker(BreakerPolicy(1, 10, 40), clock))
+    inner.results = [SendResult.transient("500"), SendResult.transient("500 again")]
+    assert not guarded.send(MSG).circuit_open  # the failure that opens it is a real attempt
+    clock.now = 10.0
+    probe = guarded.send(MSG)  # half-open: this message carries the probe, which fails
+    assert inner.calls == 2
+    assert probe.circuit_open and "probe failed: 500 again" in (probe.error or "")
+    assert probe.retry_after == 20.0  # the doubled cool-down
+    assert guarded.breaker.state is CircuitState.OPEN
