@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from hub import __version__
 from hub.api import channels, events, ops, preferences, problems, templates
 from hub.api.limits import BodySizeLimit
+from hub.logs import configure
 from hub.runtime import HubRuntime
 from hub.settings import get_settings
 
@@ -47,4 +48,5 @@ def create_app(runtime: HubRuntime, embedded_worker: bool = False) -> FastAPI:
 def app_from_settings() -> FastAPI:
     """Factory for `uvicorn --factory` (used by `hub serve --workers N`)."""
     settings = get_settings()
+    configure(settings.log_level, settings.log_json)  # each uvicorn worker process logs alike
     return create_app(HubRuntime.build(settings), embedded_worker=settings.embedded_worker)
