@@ -20,7 +20,7 @@ from hub.customers import (
 )
 from hub.db import Database, utcnow
 from hub.delivery import UNCONFIRMED_DETAIL, Envelope, deliver
-from hub.events import event_types
+from hub.events import EventType, event_types
 from hub.gdpr import scrub_erased_event
 from hub.links import unsubscribe_link
 from hub.logs import get_logger
@@ -81,6 +81,10 @@ class _Loaded:
     recipient: Recipient
     throttling: dict[str, Any] = field(default_factory=dict)  # the limiter's overrides
 
+    @property
+    def etype(self) -> EventType:
+        return event_types()[self.payload["type"]]
+
 
 class Pipeline:
     """Runs the stages for an event and records why each channel was used or not."""
@@ -118,8 +122,7 @@ class Pipeline:
         if loaded is None:
             return None
         with structlog.contextvars.bound_contextvars(event_id=loaded.payload["event_id"]):
-            etype = event_types()[loaded.payload["type"]]
-            recipient = loaded.recipient
+            etype, recipient = loaded.etype, loaded.recipient
             resolution = resolve(EventFacts(etype.name, etype.category, etype.urgent),
                                  recipient.profile, recipient.preferences, recipient.consents,
                                  enabled_channels=tuple(self.stages.transports))
@@ -153,8 +156,7 @@ class Pipeline:
     def _send_one(
         self, loaded: _Loaded, resolution: Resolution, channel: str, address: str
     ) -> ChannelDecision:
-        payload, profile = loaded.payload, loaded.profile
-        etype = event_types()[payload["type"]]
+        payload, profile, etype = loaded.payload, loaded.profile, loaded.etype
         parcel = payload.get("parcel") or {}
         request = throttle_request(loaded, channel)
         verdict = self.stages.limiter.check(request)
@@ -222,7 +224,7 @@ def _after(settled: ChannelDecision, channel: str) -> ChannelDecision:
     return ChannelDecision(channel, Outcome.SKIPPED, "fallback_not_needed")
 
 
-def _metadata(etype: Any, parcel: dict[str, Any], customer_id: str, channel: str,
+def _metadata(etype: EventType, parcel: dict[str, Any], customer_id: str, channel: str,
               rendered: RenderedMessage) -> dict[str, Any]:
     """What adapters may use besides the rendered parts (categories, topic, urgency...)."""
     meta = {"event_type": etype.name, "tracking_number": parcel.get("tracking_number"),
@@ -239,8 +241,7 @@ def _metadata(etype: Any, parcel: dict[str, Any], customer_id: str, channel: str
 def throttle_request(loaded: _Loaded, channel: str) -> ThrottleRequest:
     """The limiter's question for one channel of the job's event, with the customer's
     throttling choices (preferences keys quiet_hours/frequency/digest, or `throttling`)."""
-    payload, profile = loaded.payload, loaded.profile
-    etype = event_types()[payload["type"]]
+    payload, profile, etype = loaded.payload, loaded.profile, loaded.etype
     parcel = payload.get("parcel") or {}
     deadline = (parcel.get("pickup_point") or {}).get("deadline")
     overrides = loaded.throttling

@@ -81,19 +81,14 @@ def finish(
             job.state = "done"
         elif _too_old(job, settings) and (transient is not None or _circuit_deferred(outcome)):
             reason = transient or "provider circuit still open"
-            job.state, job.last_error, state = "dead", f"max age exceeded: {reason}", "dead"
-            decisions.append(ChannelDecision("*", Outcome.FAILED, "max_age_exceeded", reason))
-            DEAD_LETTERS.inc()
-            log.error("dead_letter", job_id=job_id, error=job.last_error, attempts=job.attempts)
+            state = _dead_letter(job, decisions, "max_age_exceeded", reason,
+                                 f"max age exceeded: {reason}")
         elif outcome is not None and outcome.defer_until is not None:
             job.state, job.not_before = "pending", outcome.defer_until
             job.attempts -= 1  # a deferral is not a failed attempt
             state = "deferred"
         elif transient is not None and job.attempts >= settings.max_attempts:
-            job.state, job.last_error, state = "dead", transient, "dead"
-            decisions.append(ChannelDecision("*", Outcome.FAILED, "dead_letter", transient))
-            DEAD_LETTERS.inc()
-            log.error("dead_letter", job_id=job_id, error=transient, attempts=job.attempts)
+            state = _dead_letter(job, decisions, "dead_letter", transient, transient)
         elif transient is not None:
             delay = backoff(job.attempts, settings, retry_after)
             job.state, job.last_error, state = "pending", transient, "retrying"
@@ -112,6 +107,16 @@ def finish(
         for d in decisions:
             DECISIONS.labels(d.channel, d.outcome, d.reason).inc()
         return job.state
+
+
+def _dead_letter(job: OutboxJob, decisions: list[ChannelDecision], reason: str, detail: str,
+                 last_error: str) -> str:
+    """Gives the job up: state `dead`, a decision saying why, the metric and an error log."""
+    job.state, job.last_error = "dead", last_error
+    decisions.append(ChannelDecision("*", Outcome.FAILED, reason, detail))
+    DEAD_LETTERS.inc()
+    log.error("dead_letter", job_id=job.id, error=last_error, attempts=job.attempts)
+    return "dead"
 
 
 def _too_old(job: OutboxJob, settings: Settings) -> bool:
