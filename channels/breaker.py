@@ -109,7 +109,7 @@ class GuardedAdapter:
             # it waits like the others instead of spending one of its attempts.
             return SendResult.not_attempted(
                 f"{self.name}: circuit still open (probe failed: {result.error})",
-                retry_after=self.breaker.wait() or None)
+                retry_after=self.breaker.wait() or self.breaker.policy.cooldown)
         return result
 
     def reconcile(self, idempotency_key: str) -> SendResult | None:
