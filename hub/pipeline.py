@@ -22,7 +22,6 @@ from hub.db import Database, utcnow
 from hub.delivery import UNCONFIRMED_DETAIL, Envelope, deliver
 from hub.events import EventType, event_types
 from hub.gdpr import scrub_erased_event
-from hub.links import unsubscribe_link
 from hub.logs import get_logger
 from hub.models import Event, OutboxJob
 from hub.settings import get_settings
@@ -191,7 +190,7 @@ class Pipeline:
             adapter,
             Envelope(loaded.event_pk, profile.customer_id, parcel.get("tracking_number"),
                      etype.name, channel, address, rendered.locale, rendered.parts,
-                     _metadata(etype, parcel, profile.customer_id, channel, rendered)),
+                     _metadata(etype, parcel, channel, rendered, context.links.unsubscribe)),
         )
         if result.ok:
             fallback = (f"; template fallback: {', '.join(rendered.fallbacks)}"
@@ -224,17 +223,16 @@ def _after(settled: ChannelDecision, channel: str) -> ChannelDecision:
     return ChannelDecision(channel, Outcome.SKIPPED, "fallback_not_needed")
 
 
-def _metadata(etype: EventType, parcel: dict[str, Any], customer_id: str, channel: str,
-              rendered: RenderedMessage) -> dict[str, Any]:
+def _metadata(etype: EventType, parcel: dict[str, Any], channel: str,
+              rendered: RenderedMessage, unsubscribe_url: str | None) -> dict[str, Any]:
     """What adapters may use besides the rendered parts (categories, topic, urgency...)."""
     meta = {"event_type": etype.name, "tracking_number": parcel.get("tracking_number"),
             "category": etype.category, "urgent": etype.urgent,
             "url": (parcel.get("links") or {}).get("track")}
     if rendered.sms is not None:
         meta |= {"sms_segments": rendered.sms.segments, "sms_encoding": str(rendered.sms.encoding)}
-    if channel == "email":  # List-Unsubscribe / one-click (RFC 8058) for the e-mail adapters
-        meta["unsubscribe_url"] = unsubscribe_link(get_settings(), customer_id,
-                                                   etype.category, channel)
+    if channel == "email" and unsubscribe_url:  # List-Unsubscribe / RFC 8058 one-click
+        meta["unsubscribe_url"] = unsubscribe_url  # the same signed link the message shows
     return meta
 
 
