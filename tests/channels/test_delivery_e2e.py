@@ -43,6 +43,24 @@ def test_email_through_sendgrid_when_keyed(make_hub, fake_sendgrid):
     assert set(sent["categories"]) == {"parcel.ready_for_pickup", "transactional"}
 
 
+def test_emailed_one_click_unsubscribe_link_works_on_this_hub(make_hub, fake_sendgrid):
+    """The List-Unsubscribe header the pipeline puts on an e-mail is the hub's own signed
+    link: a mail client's RFC 8058 POST to it is accepted by this same hub."""
+    hub = make_hub(**sendgrid_settings(fake_sendgrid))
+    body = event("evt-mail")
+    del body["customer"]["phone"]
+    hub.post(body)
+    hub.run_until_idle()
+    (mail,) = fake_sendgrid.mails
+    headers = mail["body"]["headers"]
+    assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    url = headers["List-Unsubscribe"].split(",")[0].strip("<> ")
+    assert url.startswith("https://hub.example/u/")
+    reply = hub.client.post(url.removeprefix("https://hub.example"),
+                            data={"List-Unsubscribe": "One-Click"})
+    assert reply.status_code == 200, reply.text
+
+
 def test_email_through_smtp_when_url_set(make_hub, fake_smtp, monkeypatch):
     monkeypatch.setenv("SSL_CERT_FILE", str(fake_smtp.cert))  # trust the relay's own cert
     hub = make_hub(smtp_url=fake_smtp.url(), email_from="Parcel Hub <no-reply@hub.example>")
