@@ -94,7 +94,8 @@ class Dispatcher:
         return len(ids)
 
     def relay_forever(self) -> None:
-        daily_purge = DailyPurge(self.runtime.db, self.runtime.settings)
+        daily_purge = DailyPurge(self.runtime.db, self.runtime.settings,
+                                 housekeeping=self.runtime.pipeline.housekeeping)
         while not self._stop.is_set():
             daily_purge.run_if_due()
             try:

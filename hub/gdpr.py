@@ -4,6 +4,7 @@ purge rendered bodies and event payloads past the retention period."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -198,8 +199,10 @@ class DailyPurge:
     """Runs `purge_expired` at most once a day from a long-running loop (it is idempotent,
     so several workers each running it daily is harmless)."""
 
-    def __init__(self, db: Database, settings: Settings, every_seconds: float = 86_400) -> None:
+    def __init__(self, db: Database, settings: Settings, every_seconds: float = 86_400,
+                 housekeeping: Callable[[], object] | None = None) -> None:
         self.db, self.settings, self.every = db, settings, every_seconds
+        self.housekeeping = housekeeping  # e.g. the limiter forgetting old counters
         self._next = 0.0  # monotonic: the first call purges
 
     def run_if_due(self) -> PurgeReport | None:
@@ -208,6 +211,8 @@ class DailyPurge:
             return None
         self._next = time.monotonic() + self.every
         try:
+            if self.housekeeping is not None:
+                self.housekeeping()
             return purge_expired(self.db, self.settings)
         except Exception:
             log.exception("retention_purge_error")

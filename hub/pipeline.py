@@ -93,6 +93,12 @@ class Pipeline:
         self.stages = stages
         self.erasure_key = erasure_key or tombstone_key(get_settings())
 
+    def housekeeping(self) -> None:
+        """Daily: the limiter forgets counters and parcel statuses nobody touched for weeks."""
+        purge = getattr(self.stages.limiter, "purge", None)
+        if purge is not None:
+            log.info("throttle_purge", rows=purge(utcnow()))
+
     def load(self, job_id: int) -> _Loaded | None:
         """Reads the job's event and applies its inline customer details to the profile."""
         with self.db.transaction() as session:

@@ -155,7 +155,8 @@ class Worker:
         self.name = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self.daily_purge = DailyPurge(db, settings)  # GDPR retention: at start, then daily
+        # GDPR retention and the limiter's old counters: at start, then daily
+        self.daily_purge = DailyPurge(db, settings, housekeeping=pipeline.housekeeping)
 
     def run_job(self, job_id: int) -> str:
         """One job, start to finish; an unexpected error becomes a retry, never a lost job."""

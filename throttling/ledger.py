@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from datetime import timedelta
+
+# A parcel's ledger (and every counter) is forgotten this long after it was last touched.
+LEDGER_RETENTION = timedelta(days=45)
 
 
 class Outcome(enum.StrEnum):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from datetime import datetime
 
 from throttling.backends.base import CounterStore
 from throttling.decision import (
@@ -15,6 +16,7 @@ from throttling.decision import (
 )
 from throttling.digest import DigestBook, MemoryDigestBook, next_digest_time
 from throttling.errors import PolicyError
+from throttling.ledger import LEDGER_RETENTION
 from throttling.planning import decide, plan
 from throttling.policy import CustomerOverrides, Policy
 
@@ -48,6 +50,14 @@ class PolicyLimiter:
         if request.category not in self.policy.digest.categories:
             return None
         return choice.hour if choice.hour is not None else self.policy.digest.default_hour
+
+    def purge(self, now: datetime) -> int:
+        """Housekeeping: forgets counters and parcel statuses untouched for LEDGER_RETENTION
+        (Redis expires them by itself); returns how many rows went."""
+        purge = getattr(self.store, "purge", None)
+        if purge is None:
+            return 0
+        return int(purge(int((now - LEDGER_RETENTION).timestamp() * 1000)))
 
     def check(self, request: ThrottleRequest) -> ThrottleDecision:
         """Allows (taking the cap slots), defers until an instant, or drops with a reason."""

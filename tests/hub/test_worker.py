@@ -188,3 +188,12 @@ def test_crash_before_provider_call_sends_once_where_provider_can_tell(
     _run_until_idle(worker)
     assert len(read_outbox(tmp_path / "outbox.jsonl")) == 1
     assert _decisions(runtime)[0] == ("sms", "sent", "sent")
+
+
+def test_daily_purge_also_runs_the_limiters_housekeeping(runtime: HubRuntime) -> None:
+    calls: list[int] = []
+    runtime.pipeline.housekeeping = lambda: calls.append(1)  # type: ignore[method-assign]
+    worker = Worker(runtime.db, runtime.pipeline, runtime.settings)
+    worker.daily_purge.run_if_due()
+    worker.daily_purge.run_if_due()  # not due again until tomorrow
+    assert calls == [1]

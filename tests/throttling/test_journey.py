@@ -202,3 +202,18 @@ def test_released_message_is_resolved_again(database_url: str, tmp_path: Path) -
             assert ("sms", "skipped", "opted_out_channel") in decisions(client, "evt-transit")
     finally:
         rt.db.dispose()
+
+
+def test_daily_housekeeping_forgets_counters_weeks_later(runtime: HubRuntime) -> None:
+    """The worker's daily purge asks the limiter to forget counters and parcel statuses that
+    nobody touched for LEDGER_RETENTION; fresh ones stay."""
+    from throttling.ledger import LEDGER_RETENTION
+
+    with client_for(runtime) as client:
+        post(client, "evt-delivered", "parcel.delivered")
+        drain(runtime)
+    limiter = runtime.pipeline.stages.limiter
+    assert limiter.purge(datetime.now(UTC)) == 0  # everything is fresh
+    later = datetime.now(UTC) + LEDGER_RETENTION + timedelta(days=1)
+    assert limiter.purge(later) >= 2  # the SMS hit and the parcel's last status
+    assert limiter.purge(later) == 0

@@ -12,10 +12,9 @@ from typing import Any
 
 import redis
 
-from throttling.ledger import Admission, Outcome, ParcelStatus, Ticket
+from throttling.ledger import LEDGER_RETENTION, Admission, Outcome, ParcelStatus, Ticket
 
-# A parcel's ledger is forgotten 45 days after its last status.
-PARCEL_TTL_MS = 45 * 86400 * 1000
+PARCEL_TTL_MS = int(LEDGER_RETENTION.total_seconds() * 1000)
 
 _ADMIT = """
 local token, now, flags = ARGV[1], tonumber(ARGV[2]), ARGV[3]
