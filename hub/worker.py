@@ -56,6 +56,17 @@ def claim(db: Database, owner: str, limit: int, lease_seconds: float) -> list[in
         return sorted(claimed)
 
 
+def release(db: Database, owner: str, job_ids: list[int]) -> None:
+    """Gives back leased jobs this worker will not start (graceful shutdown): other workers
+    may take them at once instead of waiting for the lease to expire."""
+    with db.transaction() as session:
+        session.execute(
+            update(OutboxJob)
+            .where(OutboxJob.id.in_(job_ids), OutboxJob.lease_owner == owner)
+            .values(lease_owner=None, lease_until=None, attempts=OutboxJob.attempts - 1)
+        )
+
+
 def backoff(attempt: int, settings: Settings, retry_after: float | None = None) -> float:
     """Exponential backoff with full jitter, never sooner than the provider's Retry-After."""
     ceiling = min(settings.retry_max_seconds, settings.retry_base_seconds * 2 ** (attempt - 1))
@@ -180,9 +191,10 @@ class Worker:
         """Claims and runs one batch; returns how many jobs it ran."""
         ids = claim(self.db, self.name, self.settings.worker_batch,
                     self.settings.worker_lease_seconds)
-        for job_id in ids:
-            if self._stop.is_set():
-                break  # unfinished leases expire and other workers reclaim them
+        for done, job_id in enumerate(ids):
+            if self._stop.is_set():  # shutting down: hand back what was not started
+                release(self.db, self.name, ids[done:])
+                break
             self.run_job(job_id)
         return len(ids)
 
