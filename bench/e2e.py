@@ -11,7 +11,7 @@ Measures, in one run:
   * 1 vs 2 worker processes on RabbitMQ;
   * the cost per event with 10k and with 1M customers in the store, and the workers' RSS.
 
-Run: `.venv/bin/python bench/e2e.py [--quick]` (about 5 minutes; --quick: smaller runs).
+Run: `.venv/bin/python bench/e2e.py [--quick]` (about 10 minutes; --quick: smaller runs, about 2).
 """
 
 from __future__ import annotations
