@@ -27,6 +27,8 @@ def serve(
 ) -> None:
     """Run the HTTP API (and, by default, the embedded worker); migrates an empty database."""
     import os
+    import shutil
+    import tempfile
 
     import uvicorn
 
@@ -40,9 +42,16 @@ def serve(
         raise typer.Exit(2)
     HubRuntime.build(settings).db.dispose()  # migrate an empty store once, before forking
     os.environ["HUB_EMBEDDED_WORKER"] = "true" if worker and settings.embedded_worker else "false"
+    private_metrics = workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if private_metrics:  # one /metrics for all API processes, whichever answers the scrape
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="hub-metrics-")
     get_settings.cache_clear()
-    uvicorn.run("hub.api.app:app_from_settings", factory=True, host=host, port=port,
-                workers=workers, log_level="warning", timeout_graceful_shutdown=30)
+    try:
+        uvicorn.run("hub.api.app:app_from_settings", factory=True, host=host, port=port,
+                    workers=workers, log_level="warning", timeout_graceful_shutdown=30)
+    finally:
+        if private_metrics:
+            shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
 @app.command("worker")

@@ -1,4 +1,9 @@
-"""Prometheus metrics of the hub."""
+"""Prometheus metrics of the hub.
+
+With several processes (`hub serve --workers N`, `hub worker`), set PROMETHEUS_MULTIPROC_DIR to
+one directory for all of them on a host: `/metrics` then sums every process's counters.
+`hub serve --workers N` sets a private one when none is given.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,9 @@ SEND_LATENCY = Histogram(
     ["channel"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-QUEUE_LAG = Gauge("hub_outbox_lag_seconds", "Age of the oldest outbox job ready to run")
-QUEUE_DEPTH = Gauge("hub_outbox_pending", "Outbox jobs waiting (ready or deferred)")
+# Read from the store at scrape time: with several processes the latest reading is the answer.
+QUEUE_LAG = Gauge("hub_outbox_lag_seconds", "Age of the oldest outbox job ready to run",
+                  multiprocess_mode="mostrecent")
+QUEUE_DEPTH = Gauge("hub_outbox_pending", "Outbox jobs waiting (ready or deferred)",
+                    multiprocess_mode="mostrecent")
 DEAD_LETTERS = Counter("hub_dead_letters_total", "Jobs given up after the last attempt")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from sqlalchemy import text
 
 from hub import migrate
@@ -40,4 +41,8 @@ def readyz(request: Request) -> Any:
 def metrics(request: Request) -> Response:
     """Prometheus exposition."""
     refresh_queue_metrics(request.app.state.runtime.db)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # several processes: sum their files
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -21,6 +21,7 @@ from hub.models import OutboxJob
 from tests.helpers import event, read_outbox
 
 pytestmark = pytest.mark.slow
+ACCEPTED = 'hub_events_accepted_total{type="parcel.ready_for_pickup"}'
 
 
 def _env(database_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -123,3 +124,29 @@ def test_kill_9_after_202_loses_nothing(tmp_path: Path) -> None:
         server.wait(timeout=30)
     sent = read_outbox(tmp_path / "outbox.jsonl")
     assert len(sent) == 1 and sent[0]["to"] == "+48512345678"
+
+
+def test_metrics_add_up_across_api_processes(tmp_path: Path) -> None:
+    """`hub serve --workers 2`: whichever process answers /metrics, it counts every event."""
+    env = _env(f"sqlite:///{tmp_path / 'hub.db'}", tmp_path)
+    token = subprocess.run([sys.executable, "-m", "hub", "keys", "create", "--producer", "p",
+                            "--scope", "events:write"], env=env, capture_output=True, text=True,
+                           check=True).stdout.split()[-1]
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = _hub("serve", "--port", str(port), "--workers", "2", "--no-worker", env=env)
+    try:
+        _wait_http(f"{base}/healthz")
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as http:
+            for i in range(12):  # new connections: spread over both processes
+                reply = httpx.post(f"{base}/v1/events", json=event(f"evt-m{i}"),
+                                   headers={"Authorization": f"Bearer {token}"})
+                assert reply.status_code == 202
+            for _ in range(4):
+                text = http.get("/metrics").text
+                line = next(row for row in text.splitlines()
+                            if row.startswith(ACCEPTED))
+                assert float(line.split()[-1]) == 12.0
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
