@@ -22,7 +22,6 @@ import multiprocessing as mp
 import os
 import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.fakes.twilio import FakeTwilio  # noqa: E402
+from tests.helpers import free_port  # noqa: E402
 
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 AMQP = "amqp://guest:guest@127.0.0.1:5672/"
@@ -90,11 +90,6 @@ class Provider:
 
 
 # --- the hub as processes ------------------------------------------------------------------
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _pg_schema() -> str:
@@ -147,7 +142,7 @@ def running_hub(top: Topology, provider: Provider, customers: int = 0
         _fill_customers(top.database_url, customers)
     token = subprocess.run([*hub, "keys", "create", "--producer", "bench", "--scope", "admin"],
                            env=env, check=True, capture_output=True, text=True).stdout.split()[-1]
-    port = _free_port()
+    port = free_port()
     serve = [*hub, "serve", "--port", str(port)]
     if top.worker_processes and not top.broker:
         serve.append("--no-worker")

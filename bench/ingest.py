@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,8 @@ from fastapi import FastAPI, Request
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from tests.helpers import free_port  # noqa: E402
 
 
 def sample_event(event_id: str) -> dict[str, Any]:
@@ -92,14 +93,9 @@ def serve_hub(url: str, port: int) -> None:
 
 # --- load side -----------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 def _start(kind: str, url: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, __file__, "--serve", kind, "--url", url,
                              "--port", str(port)], cwd=ROOT)
     base = f"http://127.0.0.1:{port}"

@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from tests.conftest import PG_BASE, fresh_pg_url, need_service, service_up
-from tests.helpers import event, read_outbox
-from tests.hub.test_processes import _free_port, _wait_http
+from tests.helpers import event, free_port, read_outbox
+from tests.hub.test_processes import _wait_http
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.rabbitmq]
 EVENTS = 150
@@ -80,7 +80,7 @@ def test_restart_mid_stream(restart: object, tmp_path: Path) -> None:
     token = subprocess.run(
         [sys.executable, "-m", "hub", "keys", "create", "--producer", "p", "--scope", "admin"],
         env=env, check=True, capture_output=True, text=True).stdout.split()[-1]
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     procs = [subprocess.Popen([sys.executable, "-m", "hub", "serve", "--port", str(port)], env=env,
                               stderr=subprocess.DEVNULL),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import collections
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from hub.db import Database
 from hub.events import EventIn
 from hub.intake import accept
 from hub.models import OutboxJob
-from tests.helpers import event, read_outbox
+from tests.helpers import event, free_port, read_outbox
 
 pytestmark = pytest.mark.slow
 ACCEPTED = 'hub_events_accepted_total{type="parcel.ready_for_pickup"}'
@@ -71,11 +70,6 @@ def test_two_worker_processes_never_send_a_row_twice(database_url: str, tmp_path
     db.dispose()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 def _wait_http(url: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
@@ -96,7 +90,7 @@ def test_kill_9_after_202_loses_nothing(tmp_path: Path) -> None:
                           env=env, capture_output=True, text=True, check=True)
     token = made.stdout.strip().splitlines()[-1]
     headers = {"Authorization": f"Bearer {token}"}
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     # First life: the worker is off, so the event can only be processed after the restart.
     server = _hub("serve", "--port", str(port), "--no-worker", env=env)
@@ -132,7 +126,7 @@ def test_metrics_add_up_across_api_processes(tmp_path: Path) -> None:
     token = subprocess.run([sys.executable, "-m", "hub", "keys", "create", "--producer", "p",
                             "--scope", "events:write"], env=env, capture_output=True, text=True,
                            check=True).stdout.split()[-1]
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = _hub("serve", "--port", str(port), "--workers", "2", "--no-worker", env=env)
     try:

@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from tests.conftest import PG_BASE, fresh_pg_url, need_service
-from tests.helpers import event, read_outbox
-from tests.hub.test_processes import _free_port, _wait_http
+from tests.helpers import event, free_port, read_outbox
+from tests.hub.test_processes import _wait_http
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.rabbitmq]
 
@@ -41,7 +41,7 @@ def test_api_and_two_workers_on_a_broker(broker: str, tmp_path: Path) -> None:
     token = subprocess.run(
         [sys.executable, "-m", "hub", "keys", "create", "--producer", "p", "--scope", "admin"],
         env=env, check=True, capture_output=True, text=True).stdout.split()[-1]
-    port = _free_port()
+    port = free_port()
     api = _hub("serve", "--port", str(port), env=env)
     workers = _hub("worker", "--processes", "2", "--threads", "2", env=env)
     base = f"http://127.0.0.1:{port}"

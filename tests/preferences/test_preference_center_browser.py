@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from hub.customers import get_customer
 from hub.models import ConsentRecord
 from hub.runtime import HubRuntime
 from tests.conftest import IN_CI
-from tests.helpers import api_key, make_runtime
+from tests.helpers import api_key, free_port, make_runtime
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -37,15 +36,10 @@ def _chromium() -> str:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 @pytest.fixture
 def server(database_url: str, tmp_path: Path) -> Iterator[tuple[str, HubRuntime]]:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     runtime = make_runtime(database_url, tmp_path, public_base_url=base)
     srv = uvicorn.Server(uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -12,16 +11,11 @@ from pathlib import Path
 import pytest
 
 from hub.keys import Scope
-from tests.helpers import api_key, make_runtime
+from tests.helpers import api_key, free_port, make_runtime
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 pytestmark = pytest.mark.browser
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -33,7 +27,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, str, str]]:
     runtime = make_runtime(f"sqlite:///{tmp_path / 'hub.db'}", tmp_path)
     marketer = api_key(runtime, Scope.TEMPLATES_READ, producer="marketing-team")
     outsider = api_key(runtime, Scope.EVENTS_WRITE, producer="parcel-system")
-    port = _free_port()
+    port = free_port()
     srv = uvicorn.Server(uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port,
                                         log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
