@@ -216,9 +216,14 @@ _REFUSED = {
 }
 
 
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/problem+json": {}}}
+
+
 @api.post("/test-send", response_model=TestSendOut, responses={
-    403: {"description": "scope missing or recipient not allowed"},
-    409: {"description": "recipient suppressed"}, 429: {"description": "rate limited"}})
+    403: _problem("scope missing or recipient not allowed"),
+    409: _problem("recipient suppressed (STOP, bounce)"),
+    429: _problem("rate limited; see Retry-After")})
 async def test_send(body: TestSendIn, request: Request, who: Sender) -> TestSendOut:
     """Renders the template and sends it through the channel's real transport, only to an
     allow-listed, unsuppressed recipient, at most HUB_TEST_SEND_PER_MINUTE/PER_DAY per key;
