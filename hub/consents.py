@@ -3,24 +3,45 @@ paths (preference center, one-click unsubscribe, inbound SMS STOP)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated
 
+from pydantic import AfterValidator, AwareDatetime
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hub.customers import consent_entries, get_customer
 from hub.db import utcnow
-from hub.models import ConsentRecord
+from hub.models import ConsentRecord, UsedUndoToken
 from preferences import (
     CHANNELS,
     ConsentAction,
     ConsentSource,
     LegalBasis,
     Purpose,
+    check_claimed_at,
     derive_state,
     preferences_from_json,
     preferences_to_json,
 )
 from preferences.model import CONSENT_CATEGORIES
+
+UNDO_TEXT_VERSION = "unsubscribe-undo"
+
+# A client-supplied consent time for API models: aware, not in the future (5 min skew),
+# representable in UTC; anything else is a 422 naming the field.
+ClaimedTime = Annotated[AwareDatetime, AfterValidator(lambda at: check_claimed_at(at, utcnow()))]
+
+
+@dataclass(frozen=True, slots=True)
+class Revert:
+    """What one unsubscribe changed, so that its undo restores exactly that: the withdrawal
+    row written (`kind` "consent", `ref` its id) or a channel opt-out (`kind` "channel")."""
+
+    kind: str
+    ref: int
 
 
 def record_consent(
@@ -28,10 +49,11 @@ def record_consent(
     source: str, *, legal_basis: str = LegalBasis.CONSENT, text_version: str | None = None,
     at: datetime | None = None,
 ) -> ConsentRecord:
-    """Appends one ledger row (rows are never updated)."""
+    """Appends one ledger row (rows are never updated). `at` is the client's claimed time,
+    kept as evidence; the row's place in the ledger is the order in which it is written."""
     row = ConsentRecord(customer_id=customer_id, purpose=str(purpose), channel=channel,
                         action=str(action), legal_basis=str(legal_basis), source=str(source),
-                        text_version=text_version, recorded_at=at or utcnow())
+                        text_version=text_version, recorded_at=utcnow(), claimed_at=at)
     session.add(row)
     session.flush()
     return row
@@ -84,21 +106,49 @@ def set_channel_opt_in(session: Session, customer_id: str, category: str, channe
 
 
 def unsubscribe(session: Session, customer_id: str, category: str, channel: str,
-                source: str = ConsentSource.UNSUBSCRIBE_LINK) -> bool:
+                source: str = ConsentSource.UNSUBSCRIBE_LINK) -> Revert | None:
     """Stops `category` on `channel`: a consent withdrawal for loyalty/marketing, a channel
-    opt-out for transactional notices (they need no consent). True if anything changed."""
+    opt-out for transactional notices (they need no consent). Returns what changed (for a
+    one-time undo), None when it was already stopped."""
     if category in CONSENT_CATEGORIES:
-        return withdraw_consent(session, customer_id, category, channel, source)
-    return set_channel_opt_in(session, customer_id, category, channel, wanted=False)
+        if current_action(session, customer_id, category, channel) is ConsentAction.WITHDRAWN:
+            return None
+        row = record_consent(session, customer_id, category, channel,
+                             ConsentAction.WITHDRAWN, source)
+        return Revert("consent", row.id)
+    if set_channel_opt_in(session, customer_id, category, channel, wanted=False):
+        return Revert("channel", 0)
+    return None
 
 
-def resubscribe(session: Session, customer_id: str, category: str, channel: str,
-                source: str = ConsentSource.UNSUBSCRIBE_LINK) -> bool:
-    """Undoes `unsubscribe` (the customer clicked "undo" on the confirmation page)."""
-    if category in CONSENT_CATEGORIES:
-        return set_consent(session, customer_id, category, channel, True, source,
-                           text_version="unsubscribe-undo")
-    return set_channel_opt_in(session, customer_id, category, channel, wanted=True)
+def spend_undo_token(session: Session, token_id: str, lifetime: timedelta) -> bool:
+    """Marks an undo token used; False if it was used before (in any process: the primary
+    key decides). Also forgets spent tokens that have expired anyway."""
+    session.execute(delete(UsedUndoToken).where(UsedUndoToken.used_at < utcnow() - lifetime))
+    try:
+        with session.begin_nested():
+            session.add(UsedUndoToken(token_id=token_id))
+    except IntegrityError:
+        return False
+    return True
+
+
+def undo_unsubscribe(session: Session, customer_id: str, category: str, channel: str,
+                     revert: Revert) -> bool:
+    """Reverts exactly the change `revert` names; nothing when a later entry changed that
+    (purpose, channel) since (e.g. a support withdrawal, or the undo was already applied).
+    True if consent or the channel was restored."""
+    if revert.kind == "channel":
+        return set_channel_opt_in(session, customer_id, category, channel, wanted=True)
+    if revert.kind != "consent" or category not in CONSENT_CATEGORIES:
+        return False
+    mine = [e for e in consent_entries(session, customer_id)
+            if (e.purpose, e.channel) == (category, channel)]
+    if not mine or mine[-1].sequence != revert.ref:
+        return False  # the withdrawal is gone (erasure) or no longer the latest entry
+    record_consent(session, customer_id, category, channel, ConsentAction.GRANTED,
+                   ConsentSource.UNSUBSCRIBE_LINK, text_version=UNDO_TEXT_VERSION)
+    return True
 
 
 def stop_channel(session: Session, customer_id: str, channel: str,

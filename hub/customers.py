@@ -186,14 +186,16 @@ def erased_recipient(external_id: str) -> Recipient:
 
 
 def consent_entries(session: Session, external_id: str) -> list[ConsentEntry]:
-    """The customer's ledger as plain entries, oldest first."""
+    """The customer's ledger as plain entries in the order the hub recorded them (row id);
+    `at` is the client's claimed time where one was given (evidence only)."""
     rows = session.scalars(
         select(ConsentRecord).where(ConsentRecord.customer_id == external_id)
-        .order_by(ConsentRecord.recorded_at, ConsentRecord.id)
+        .order_by(ConsentRecord.id)
     )
     return [
-        ConsentEntry(r.purpose, r.channel, ConsentAction(r.action), r.recorded_at, r.id,
-                     r.legal_basis, r.source, r.text_version)
+        ConsentEntry(r.purpose, r.channel, ConsentAction(r.action),
+                     r.claimed_at or r.recorded_at, r.id, r.legal_basis, r.source,
+                     r.text_version, r.recorded_at)
         for r in rows
     ]
 

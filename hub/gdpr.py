@@ -96,7 +96,8 @@ def consent_json(entry: Any) -> dict[str, Any]:
     return {"id": entry.sequence, "purpose": entry.purpose, "channel": entry.channel,
             "action": str(entry.action), "legal_basis": entry.legal_basis,
             "source": entry.source, "text_version": entry.text_version,
-            "at": entry.at.isoformat()}
+            "at": entry.at.isoformat(),
+            "recorded_at": entry.recorded_at.isoformat() if entry.recorded_at else None}
 
 
 def state_json(entries: list[Any]) -> list[dict[str, str]]:

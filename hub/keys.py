@@ -21,6 +21,7 @@ class Scope(enum.StrEnum):
     EVENTS_READ = "events:read"
     CUSTOMERS_WRITE = "customers:write"
     TEMPLATES_READ = "templates:read"
+    TEMPLATES_SEND = "templates:send"  # test-send to allow-listed recipients
     ADMIN = "admin"
 
 

@@ -1,8 +1,11 @@
 """Signed customer links: the preference center (`/p/<token>`), one-click unsubscribe
-(`/u/<token>`, RFC 8058) and the List-Unsubscribe headers the e-mail adapter adds."""
+(`/u/<token>`, RFC 8058), its short-lived undo token and the List-Unsubscribe headers the
+e-mail adapter adds."""
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +15,7 @@ from hub.settings import Settings
 
 _PREFERENCE_SALT = "hub.preference-center.v1"
 _UNSUBSCRIBE_SALT = "hub.unsubscribe.v1"
+_UNDO_SALT = "hub.unsubscribe-undo.v1"
 _DAY = 86_400
 
 
@@ -65,6 +69,45 @@ def read_unsubscribe_token(settings: Settings, token: str) -> UnsubscribeScope |
     if isinstance(value, list) and len(value) == 3 and all(isinstance(v, str) for v in value):
         return UnsubscribeScope(*value)
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class UndoGrant:
+    """A valid undo token: its single-use id and what the unsubscribe changed."""
+
+    token_id: str
+    kind: str
+    ref: int
+
+
+def _binding(unsubscribe: str) -> str:
+    return hashlib.sha256(unsubscribe.encode()).hexdigest()[:32]
+
+
+def undo_token(settings: Settings, unsubscribe: str, kind: str, ref: int) -> str:
+    """A signed, single-use token (issued by one unsubscribe, valid
+    `unsubscribe_undo_minutes`) that reverts the change (`kind`, `ref`) that unsubscribe
+    made. It is bound to the unsubscribe token, so it works only on that link's page."""
+    payload = [_binding(unsubscribe), kind, ref, secrets.token_hex(16)]
+    return _serializer(settings, _UNDO_SALT).dumps(payload)
+
+
+def read_undo_token(settings: Settings, token: str, unsubscribe: str) -> UndoGrant | None:
+    """The grant of a valid, unexpired undo token issued for `unsubscribe`; None otherwise.
+    (Whether it was already spent is the store's business: hub.consents.spend_undo_token.)"""
+    try:
+        value = _serializer(settings, _UNDO_SALT).loads(
+            token, max_age=settings.unsubscribe_undo_minutes * 60)
+    except BadData:
+        return None
+    if not (isinstance(value, list) and len(value) == 4):
+        return None
+    binding, kind, ref, token_id = value
+    if binding != _binding(unsubscribe) or kind not in ("consent", "channel"):
+        return None
+    if not isinstance(ref, int) or not isinstance(token_id, str):
+        return None
+    return UndoGrant(token_id, kind, ref)
 
 
 def unsubscribe_headers(

@@ -146,6 +146,7 @@ class ConsentRecord(Base):
     source: Mapped[str] = mapped_column(String(32))
     text_version: Mapped[str | None] = mapped_column(String(64))
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_at: Mapped[datetime | None]  # the client's `at`: evidence, never the order (0007)
 
 
 class PushSubscriptionRow(Base):
@@ -212,3 +213,50 @@ class InboundKeyword(Base):
     provider: Mapped[str] = mapped_column(String(32))
     provider_message_id: Mapped[str | None] = mapped_column(String(128), unique=True)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- consent integrity, test sends, marketer sessions (issue 11; migration 0007) ---
+
+
+class UsedUndoToken(Base):
+    """An unsubscribe-undo token already spent: makes each undo single-use in every process.
+
+    Holds only the token's random id (no customer data); rows older than the token's
+    lifetime are useless and may be deleted.
+    """
+
+    __tablename__ = "used_undo_tokens"
+    token_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    used_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class TemplateTestSend(Base):
+    """One `POST /v1/templates/test-send` attempt: who, to whom (masked and keyed hash),
+    which template, and what happened. Also the store of its rate limit."""
+
+    __tablename__ = "template_test_sends"
+    __table_args__ = (Index("ix_template_test_sends_key", "key_id", "at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64), default="default")
+    key_id: Mapped[str] = mapped_column(String(32))
+    recipient: Mapped[str] = mapped_column(String(64))  # masked, for people
+    recipient_hash: Mapped[str] = mapped_column(String(64))  # HMAC, to match a known address
+    event_type: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(32))
+    locale: Mapped[str] = mapped_column(String(16))
+    result: Mapped[str] = mapped_column(String(32))
+    provider_message_id: Mapped[str | None] = mapped_column(String(128))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UiSession(Base):
+    """A marketer's login to the /ui pages: the cookie holds a random token, stored here
+    only as its SHA-256; the API key itself never leaves the login request."""
+
+    __tablename__ = "ui_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    key_id: Mapped[str] = mapped_column(String(32), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _DEV_SECRET = "dev-insecure-change-me"
 
@@ -112,6 +113,35 @@ class Settings(BaseSettings):
     throttle_sqlite_synchronous: Literal["NORMAL", "FULL"] = Field(
         default="NORMAL", description="fsync of the SQLite counters (events stay FULL)."
     )
+    # --- issue 11: unsubscribe undo, template test-sends, marketer page sessions ---
+    unsubscribe_undo_minutes: int = Field(
+        default=30, ge=1, le=1440, description="How long the one-time undo offered after an "
+        "unsubscribe works (the unsubscribe link itself never grants consent).")
+    test_recipients: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Addresses any template test-send may reach: phones "
+        "and e-mails, comma-separated or a JSON list.")
+    test_recipients_by_tenant: dict[str, list[str]] = Field(
+        default_factory=dict, description='Further test-send addresses per tenant, JSON: '
+        '{"tenant": ["+48...", "qa@..."]}.')
+    test_send_per_minute: int = Field(default=10, ge=1, description="Test-sends per key/min.")
+    test_send_per_day: int = Field(default=100, ge=1, description="Test-sends per key/day.")
+    ui_session_hours: float = Field(default=8.0, gt=0, le=720,
+                                    description="Lifetime of a marketer page login.")
+    cookie_secure: bool | None = Field(
+        default=None, description="Secure flag of the login cookie; unset = only when the "
+        "request came over https (set true behind a TLS-terminating proxy).")
+
+    @field_validator("test_recipients", mode="before")
+    @classmethod
+    def _split_recipients(cls, value: object) -> object:
+        """Accepts a JSON list or a comma-separated string."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -15,6 +15,7 @@ from preferences.consent import (
     ConsentState,
     LegalBasis,
     Purpose,
+    check_claimed_at,
     derive_state,
 )
 from preferences.model import (
@@ -41,6 +42,7 @@ __all__ = [
     "AddressProblem", "ConsentAction", "ConsentEntry", "ConsentSource", "ConsentState",
     "EventFacts", "Frequency", "LegalBasis", "Preferences", "Profile", "PushSubscription",
     "Purpose", "QuietHours", "Resolution", "Route", "RouteAction", "SendReason", "SkipReason",
-    "check_locale", "check_time_zone", "derive_state", "locale_chain", "normalize_phone",
+    "check_claimed_at", "check_locale", "check_time_zone",
+    "derive_state", "locale_chain", "normalize_phone",
     "preferences_from_json", "preferences_to_json", "resolve",
 ]

@@ -6,13 +6,13 @@ from datetime import UTC, datetime, time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Request, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, HttpUrl
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.api.auth import require
 from hub.api.problems import Problem
-from hub.consents import record_consent
+from hub.consents import ClaimedTime, record_consent
 from hub.customers import (
     active_push_subscriptions,
     consent_entries,
@@ -94,7 +94,7 @@ class ConsentIn(_Strict):
     legal_basis: LegalBasis = LegalBasis.CONSENT
     source: ConsentSource
     text_version: Annotated[str, Field(max_length=64)] | None = None
-    at: AwareDatetime | None = None
+    at: ClaimedTime | None = None  # evidence only; never orders the ledger
 
 
 class PushKeys(_Strict):

@@ -4,7 +4,7 @@ the preference center (`/p/<token>`) and one-click unsubscribe (`/u/<token>`, RF
 from __future__ import annotations
 
 import tomllib
-from datetime import time
+from datetime import time, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -15,9 +15,15 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from hub.consents import resubscribe, set_consent, unsubscribe
+from hub.consents import Revert, set_consent, spend_undo_token, undo_unsubscribe, unsubscribe
 from hub.customers import consent_entries, get_customer
-from hub.links import preference_link, read_preference_token, read_unsubscribe_token
+from hub.links import (
+    preference_link,
+    read_preference_token,
+    read_undo_token,
+    read_unsubscribe_token,
+    undo_token,
+)
 from hub.logs import get_logger
 from hub.models import Customer
 from preferences import (
@@ -210,7 +216,8 @@ async def save_preference_center(token: str, request: Request) -> Response:
 # --- one-click unsubscribe (RFC 8058) ---------------------------------------------------
 
 
-def _unsubscribe_page(request: Request, token: str, state: str) -> HTMLResponse:
+def _unsubscribe_page(request: Request, token: str, state: str, undo: str | None = None
+                      ) -> HTMLResponse:
     settings = request.app.state.runtime.settings
     scope = read_unsubscribe_token(settings, token)
     assert scope is not None
@@ -218,7 +225,7 @@ def _unsubscribe_page(request: Request, token: str, state: str) -> HTMLResponse:
         customer = get_customer(session, scope.customer_id)
     lang = _lang(request, customer)
     t = texts()[lang]
-    return _page("unsubscribe.html", lang, state=state, action=f"/u/{token}",
+    return _page("unsubscribe.html", lang, state=state, action=f"/u/{token}", undo=undo,
                  category=t.get(f"cat_{scope.category}", scope.category),
                  channel=t.get(f"channel_{scope.channel}", scope.channel),
                  preferences_url=preference_link(settings, scope.customer_id)
@@ -236,31 +243,49 @@ def unsubscribe_page(token: str, request: Request) -> HTMLResponse:
 @router.post("/u/{token}", response_model=None)
 async def unsubscribe_post(token: str, request: Request) -> Response:
     """`List-Unsubscribe=One-Click` from a mail client, or the confirmation form: withdraws
-    the category on the channel at once, with no further interaction."""
-    scope = read_unsubscribe_token(request.app.state.runtime.settings, token)
+    the category on the channel at once, with no further interaction. The confirmation page
+    offers a one-time undo of exactly this withdrawal (a short-lived token)."""
+    settings = request.app.state.runtime.settings
+    scope = read_unsubscribe_token(settings, token)
     if scope is None:
         return _error(request)
     form = await _form(request)
 
-    def withdraw() -> None:
+    def withdraw() -> Revert | None:
         with _db(request).transaction() as session:
-            if get_customer(session, scope.customer_id) is not None:
-                unsubscribe(session, scope.customer_id, scope.category, scope.channel)
+            if get_customer(session, scope.customer_id) is None:
+                return None
+            return unsubscribe(session, scope.customer_id, scope.category, scope.channel)
 
-    await run_in_threadpool(withdraw)
+    revert = await run_in_threadpool(withdraw)
     log.info("unsubscribed", category=scope.category, channel=scope.channel)
     if _first(form, "List-Unsubscribe") == "One-Click":
         return PlainTextResponse("unsubscribed\n", headers=_HEADERS)
-    return _unsubscribe_page(request, token, "done")
+    undo = undo_token(settings, token, revert.kind, revert.ref) if revert else None
+    return _unsubscribe_page(request, token, "done", undo)
 
 
-@router.post("/u/{token}/undo", response_class=HTMLResponse)
-def unsubscribe_undo(token: str, request: Request) -> HTMLResponse:
-    """Restores what the unsubscribe link withdrew (the customer clicked "undo")."""
-    scope = read_unsubscribe_token(request.app.state.runtime.settings, token)
+@router.post("/u/{token}/undo", response_model=None)
+async def unsubscribe_undo(token: str, request: Request) -> Response:
+    """Reverts the one withdrawal the form's `undo` token was issued for, once and only
+    within its lifetime; the year-long unsubscribe token alone restores nothing."""
+    settings = request.app.state.runtime.settings
+    scope = read_unsubscribe_token(settings, token)
     if scope is None:
         return _error(request)
-    with _db(request).transaction() as session:
-        if get_customer(session, scope.customer_id) is not None:
-            resubscribe(session, scope.customer_id, scope.category, scope.channel)
-    return _unsubscribe_page(request, token, "undone")
+    grant = read_undo_token(settings, _first(await _form(request), "undo"), token)
+    lifetime = timedelta(minutes=settings.unsubscribe_undo_minutes)
+
+    def restore() -> bool:
+        with _db(request).transaction() as session:
+            if grant is None or get_customer(session, scope.customer_id) is None:
+                return False
+            if not spend_undo_token(session, grant.token_id, lifetime):
+                return False
+            return undo_unsubscribe(session, scope.customer_id, scope.category,
+                                    scope.channel, Revert(grant.kind, grant.ref))
+
+    restored = await run_in_threadpool(restore)
+    log.info("unsubscribe_undo", category=scope.category, channel=scope.channel,
+             restored=restored)
+    return _unsubscribe_page(request, token, "undone" if restored else "undo_unavailable")

@@ -1,18 +1,21 @@
-"""Template preview API (`templates:read`): coverage, preview with warnings, test-send."""
+"""Template preview API (`templates:read`): coverage, preview with warnings; test-send
+(`templates:send`) to allow-listed recipients only, rate-limited and recorded."""
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from channels import OutgoingMessage
+from hub import relay_guard
 from hub.api.auth import require
 from hub.api.problems import Problem
+from hub.db import utcnow
 from hub.events import event_types
 from hub.keys import Principal, Scope
 from templates import CHANNELS, DIGEST, LOCALES, TONES, Coverage, Renderer
@@ -25,6 +28,7 @@ Channel = Literal["sms", "email", "push"]
 Locale = Literal["pl", "en", "uk", "de"]
 Tone = Literal["formal", "informal"]
 Reader = Annotated[Principal, Depends(require(Scope.TEMPLATES_READ))]
+Sender = Annotated[Principal, Depends(require(Scope.TEMPLATES_SEND))]
 
 
 class PreviewIn(BaseModel):
@@ -45,8 +49,10 @@ class PreviewIn(BaseModel):
 
 
 class TestSendIn(PreviewIn):
-    to: Annotated[str, Field(min_length=3, max_length=2048,
-                             description="Phone (E.164), e-mail address or push endpoint.")]
+    __test__ = False  # not a pytest test class
+    channel: Literal["sms", "email"]  # a push endpoint is no address an allow-list can hold
+    to: Annotated[str, Field(min_length=3, max_length=320, description="Phone (E.164) or "
+                             "e-mail address on the allow-list (HUB_TEST_RECIPIENTS).")]
 
 
 class WarningOut(BaseModel):
@@ -96,6 +102,8 @@ class CatalogOut(BaseModel):
 
 
 class TestSendOut(BaseModel):
+    __test__ = False  # not a pytest test class
+    id: int
     sent: bool
     provider_message_id: str | None = None
     error: str | None = None
@@ -167,19 +175,64 @@ def preview_template(body: PreviewIn, request: Request,
     return run_preview(renderer_of(request), body)
 
 
-_ADDRESS = {
-    "sms": re.compile(r"^\+[1-9]\d{7,14}$"),
-    "email": re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
-    "push": re.compile(r"^https://\S+$"),
+class TestSendRecordOut(BaseModel):
+    __test__ = False  # not a pytest test class
+    id: int
+    key_id: str
+    recipient: str
+    event_type: str
+    channel: str
+    locale: str
+    result: str
+    provider_message_id: str | None
+    at: datetime
+
+
+def _tenant(who: Principal) -> str:
+    return str(getattr(who, "tenant", "default"))  # Principal.tenant lands with tenants
+
+
+def _admit(request: Request, who: Principal, body: TestSendIn, address: str) -> tuple[int, str]:
+    """Rate limit, allow-list and suppressions in one transaction; the attempt's record."""
+    runtime = request.app.state.runtime
+    attempt = relay_guard.Attempt(_tenant(who), who.key_id, body.channel, address,
+                                  body.event_type, body.locale)
+    with runtime.db.transaction() as session:
+        wait = relay_guard.retry_after(session, runtime.settings, who.key_id, utcnow())
+        if wait is not None:
+            raise Problem(429, "rate-limited", f"Too many test-sends; retry in {wait} s.",
+                          retry_after=wait)
+        row = relay_guard.admit(session, runtime.settings, attempt)
+        return row.id, row.result
+
+
+_REFUSED = {
+    relay_guard.TestSendResult.NOT_ALLOWED: (
+        403, "recipient-not-allowed", "The recipient is not on the test-send allow-list "
+        "(HUB_TEST_RECIPIENTS)."),
+    relay_guard.TestSendResult.SUPPRESSED: (
+        409, "recipient-suppressed", "The recipient opted out (STOP) or is suppressed on "
+        "this channel."),
 }
 
 
-@api.post("/test-send", response_model=TestSendOut)
-def test_send(body: TestSendIn, request: Request,
-              who: Reader) -> TestSendOut:
-    """Renders the template and sends it to `to` through the configured channel transport."""
-    if not _ADDRESS[body.channel].match(body.to):
-        raise Problem(422, "validation", f"'to' is not a valid {body.channel} address")
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/problem+json": {}}}
+
+
+@api.post("/test-send", response_model=TestSendOut, responses={
+    403: _problem("scope missing or recipient not allowed"),
+    409: _problem("recipient suppressed (STOP, bounce)"),
+    429: _problem("rate limited; see Retry-After")})
+async def test_send(body: TestSendIn, request: Request, who: Sender) -> TestSendOut:
+    """Renders the template and sends it through the channel's real transport, only to an
+    allow-listed, unsuppressed recipient, at most HUB_TEST_SEND_PER_MINUTE/PER_DAY per key;
+    every attempt is recorded (GET /v1/templates/test-sends)."""
+    try:
+        address = relay_guard.normalize_recipient(body.channel, body.to)
+    except ValueError as exc:
+        raise Problem(422, "validation", f"'to' is not a valid {body.channel} address: {exc}"
+                      ) from None
     out = run_preview(renderer_of(request), body)
     if not out.ok:
         raise Problem(422, "template-error", "the template did not render; see warnings",
@@ -187,15 +240,37 @@ def test_send(body: TestSendIn, request: Request,
     adapter = request.app.state.runtime.pipeline.stages.transports.get(body.channel)
     if adapter is None:
         raise Problem(503, "channel-unavailable", f"no transport for {body.channel}")
-    key = f"test-send:{uuid.uuid4().hex}"
-    result = adapter.send(OutgoingMessage(
-        key, body.channel, body.to, out.parts, out.locale or body.locale,
+    row_id, verdict = await run_in_threadpool(_admit, request, who, body, address)
+    if verdict in _REFUSED:
+        status, slug, detail = _REFUSED[relay_guard.TestSendResult(verdict)]
+        raise Problem(status, slug, detail, test_send_id=row_id)
+    message = OutgoingMessage(
+        f"test-send:{uuid.uuid4().hex}", body.channel, address, out.parts,
+        out.locale or body.locale,
         {"event_type": body.event_type, "test_send": True, "requested_by": who.key_id,
-         "sent_at": datetime.now().astimezone().isoformat()},
-    ))
-    return TestSendOut(sent=result.ok, provider_message_id=result.provider_message_id,
+         "sent_at": datetime.now().astimezone().isoformat()})
+    result = await run_in_threadpool(adapter.send, message)
+
+    def record() -> None:
+        with request.app.state.runtime.db.transaction() as session:
+            relay_guard.finish(session, row_id, result.ok, result.provider_message_id)
+
+    await run_in_threadpool(record)
+    return TestSendOut(id=row_id, sent=result.ok, provider_message_id=result.provider_message_id,
                        error=result.error, preview=out)
 
+
+@api.get("/test-sends", response_model=list[TestSendRecordOut])
+def test_sends(request: Request, who: Sender,
+               limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[TestSendRecordOut]:
+    """The tenant's latest test-sends (recipients masked), newest first, for operators."""
+    with request.app.state.runtime.db.sessions() as session:
+        rows = relay_guard.recent(session, _tenant(who), limit)
+        return [TestSendRecordOut(id=r.id, key_id=r.key_id, recipient=r.recipient,
+                                  event_type=r.event_type, channel=r.channel,
+                                  locale=r.locale, result=r.result,
+                                  provider_message_id=r.provider_message_id, at=r.at)
+                for r in rows]
 
 
 def _router() -> APIRouter:

@@ -1,7 +1,12 @@
-"""Invariants of the consent rule, checked on generated ledgers and preferences."""
+"""Invariants of the consent rule, checked on generated ledgers and preferences.
+
+The ledger is ordered by the hub's recording sequence; the client's `at` (generated here
+anywhere from 1990 to 2099, far future included) is evidence and never decides the state.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
@@ -23,12 +28,13 @@ from preferences import (
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 purposes = st.sampled_from(["marketing", "loyalty", "profiling"])
 channels = st.sampled_from(CHANNELS)
+claimed = st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2099, 12, 31),
+                       timezones=st.just(UTC))
 entries = st.lists(
     st.builds(ConsentEntry, purposes, channels, st.sampled_from(list(ConsentAction)),
-              st.integers(0, 10_000).map(lambda s: T0 + timedelta(seconds=s)),
-              st.integers(0, 1_000_000)),
+              claimed, st.integers(0, 1_000_000)),
     max_size=30,
-    unique_by=lambda e: (e.at, e.sequence),  # the store's row id makes the pair unique
+    unique_by=lambda e: e.sequence,  # the store's row id
 )
 profiles = st.builds(
     Profile, customer_id=st.just("c-1"),
@@ -52,9 +58,9 @@ consent_events = st.sampled_from([
 
 
 def latest(rows: list[ConsentEntry], purpose: str, channel: str) -> ConsentAction | None:
-    """Reference implementation: the newest row for the pair (ties: highest sequence)."""
+    """Reference implementation: the row the hub recorded last for the pair."""
     mine = [r for r in rows if (r.purpose, r.channel) == (purpose, channel)]
-    return max(mine, key=lambda r: (r.at, r.sequence)).action if mine else None
+    return max(mine, key=lambda r: r.sequence).action if mine else None
 
 
 @settings(max_examples=300, deadline=None)
@@ -80,8 +86,10 @@ def test_derived_state_is_the_newest_row_in_any_order(rows, purpose, channel) ->
        channel=channels)
 def test_a_withdrawal_after_every_grant_stops_that_channel(event, profile, preferences, rows,
                                                            channel) -> None:
-    last = max((r.at for r in rows), default=T0) + timedelta(seconds=1)
-    rows = [*rows, ConsentEntry(event.category, channel, ConsentAction.WITHDRAWN, last)]
+    # recorded after every other row, but claiming the earliest time of all
+    after = max((r.sequence for r in rows), default=0) + 1
+    rows = [*rows, ConsentEntry(event.category, channel, ConsentAction.WITHDRAWN,
+                                datetime(1990, 1, 1, tzinfo=UTC), after)]
     resolution = resolve(event, profile, preferences, derive_state(rows))
     assert channel not in {r.channel for r in resolution.sendable}
 
@@ -92,3 +100,19 @@ def test_every_channel_gets_exactly_one_route(event, profile, preferences, rows)
     resolution = resolve(event, profile, preferences, derive_state(rows))
     assert sorted(r.channel for r in resolution.routes) == sorted(CHANNELS)
     assert all(r.action in (RouteAction.SEND, RouteAction.SKIP) for r in resolution.routes)
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=entries, times=st.lists(claimed, min_size=30, max_size=30))
+def test_the_claimed_time_never_changes_the_state(rows, times) -> None:
+    redated = [dataclasses.replace(r, at=t) for r, t in zip(rows, times, strict=False)]
+    assert derive_state(redated).latest == derive_state(rows).latest
+
+
+def test_a_grant_dated_2099_loses_to_a_later_recorded_withdrawal() -> None:
+    future = ConsentEntry("marketing", "email", ConsentAction.GRANTED,
+                          datetime(2099, 1, 1, tzinfo=UTC), 1)
+    withdrawal = ConsentEntry("marketing", "email", ConsentAction.WITHDRAWN,
+                              T0 + timedelta(minutes=1), 2)
+    assert derive_state([withdrawal, future]).status("marketing", "email") is (
+        ConsentAction.WITHDRAWN)

@@ -12,7 +12,8 @@ from tests.helpers import api_key, make_runtime, read_outbox
 
 @pytest.fixture
 def client(tmp_path):
-    runtime = make_runtime(f"sqlite:///{tmp_path / 'hub.db'}", tmp_path)
+    runtime = make_runtime(f"sqlite:///{tmp_path / 'hub.db'}", tmp_path,
+                           test_recipients=["+48512345678"])
     app = create_app(runtime)
     with TestClient(app) as http:
         http.headers["Authorization"] = f"Bearer {api_key(runtime, Scope.TEMPLATES_READ)}"
@@ -87,9 +88,11 @@ def test_unknown_event_type_is_422(client):
 
 
 def test_test_send_goes_through_the_configured_transport(client):
-    reply = client.post("/v1/templates/test-send", json={
-        "event_type": "parcel.out_for_delivery", "channel": "sms", "locale": "pl",
-        "tone": "informal", "to": "+48512345678"})
+    body = {"event_type": "parcel.out_for_delivery", "channel": "sms", "locale": "pl",
+            "tone": "informal", "to": "+48512345678"}
+    assert client.post("/v1/templates/test-send", json=body).status_code == 403  # read only
+    sender = {"Authorization": f"Bearer {api_key(client.runtime, Scope.TEMPLATES_SEND)}"}
+    reply = client.post("/v1/templates/test-send", json=body, headers=sender)
     body = reply.json()
     assert reply.status_code == 200 and body["sent"], body
     assert body["provider_message_id"].startswith("console:test-send:")
@@ -98,8 +101,10 @@ def test_test_send_goes_through_the_configured_transport(client):
 
 
 def test_test_send_validates_the_address(client):
+    sender = {"Authorization": f"Bearer {api_key(client.runtime, Scope.TEMPLATES_SEND)}"}
     reply = client.post("/v1/templates/test-send", json={
-        "event_type": "parcel.delivered", "channel": "email", "to": "not-an-address"})
+        "event_type": "parcel.delivered", "channel": "email", "to": "not-an-address"},
+        headers=sender)
     assert reply.status_code == 422
 
 
