@@ -110,6 +110,14 @@ def test_many_threads_stay_under_the_rate_and_nothing_is_dropped(make_limiter):
     assert grants[-1] - grants[0] >= 3.0  # 32 tokens at 10/s
 
 
+def test_sixty_four_sender_threads_at_once(make_limiter):
+    """The engine's default concurrency: 64 threads hit one bucket together."""
+    limiter = make_limiter(RateTable({"sendgrid": Rate(40)}))
+    grants = _hammer(limiter, "sendgrid:no-reply@hub.example", threads=64, each=1)
+    assert len(grants) == 64
+    assert _rate(grants) <= 40 * 1.05
+
+
 def test_unlimited_keys_do_not_wait(make_limiter):
     limiter = make_limiter(RateTable({"twilio": Rate(1)}))
     started = time.monotonic()
