@@ -17,8 +17,10 @@ import tempfile
 import threading
 import time
 import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 from fastapi import FastAPI, Request
@@ -30,16 +32,22 @@ sys.path.insert(0, str(ROOT))
 from tests.helpers import free_port  # noqa: E402
 
 
+def _warsaw(offset: timedelta = timedelta()) -> str:
+    """Now (plus `offset`) in Warsaw time: the events stay fresh whatever the date."""
+    return (datetime.now(ZoneInfo("Europe/Warsaw")) + offset).isoformat(timespec="seconds")
+
+
 def sample_event(event_id: str) -> dict[str, Any]:
+    """A pickup notice that occurred now, its deadline a day ahead."""
     return {
         "event_id": event_id, "type": "parcel.ready_for_pickup",
-        "occurred_at": "2026-11-25T14:20:00+01:00",
+        "occurred_at": _warsaw(),
         "customer": {"id": "c-1001", "name": "Anna Kowalska", "phone": "+48512345678",
                      "email": "anna.kowalska@example.pl", "locale": "pl"},
         "parcel": {"tracking_number": "PL0001234567", "carrier": "demo-carrier",
                    "links": {"track": "https://track.example.pl/PL0001234567"},
                    "pickup_point": {"id": "WAW123M", "name": "Paczkomat WAW123M", "code": "482913",
-                                    "deadline": "2026-11-26T19:40:00+01:00"}},
+                                    "deadline": _warsaw(timedelta(days=1))}},
         "data": {},
     }
 
@@ -97,7 +105,7 @@ def serve_hub(url: str, port: int) -> None:
 def _start(kind: str, url: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     proc = subprocess.Popen([sys.executable, __file__, "--serve", kind, "--url", url,
-                             "--port", str(port)], cwd=ROOT)
+                             "--port", str(port)], cwd=ROOT, env={**os.environ, "TZ": "UTC"})
     base = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from preferences import (
@@ -21,7 +21,7 @@ from preferences import (
 def bench_resolve(seconds: float = 1.5) -> float:
     profile = Profile("c-1", phone="+48512345678", email="a@example.pl", phone_verified=True)
     state = derive_state(ConsentEntry("marketing", c, ConsentAction.GRANTED,
-                                      datetime(2026, 1, 1, tzinfo=UTC), i)
+                                      datetime.now(UTC) - timedelta(days=30), i)
                          for i, c in enumerate(("sms", "email")))
     events = [EventFacts("parcel.ready_for_pickup", "transactional", True),
               EventFacts("marketing.campaign", "marketing")]

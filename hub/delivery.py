@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 
 from channels import ChannelAdapter, OutgoingMessage, SendResult
-from hub import failpoints
+from hub import failpoints, provider_limits
 from hub.db import Database, utcnow
 from hub.logs import get_logger
 from hub.metrics import SEND_LATENCY
@@ -61,6 +61,10 @@ def _history(row: Notification, status: str, detail: str | None = None) -> None:
 def deliver(db: Database, adapter: ChannelAdapter, env: Envelope) -> SendResult:
     """Sends once: claims the send record, calls the provider, records the answer."""
     key = idempotency_key(env.event_pk, env.channel, env.address)
+    # --- provider rate limit (issue 12 item 4): wait for a slot BEFORE the record says
+    # `sending` (a kill -9 while waiting must not leave a record to mark unconfirmed) ---
+    if (refused := provider_limits.wait_turn(adapter)) is not None:
+        return refused  # next slot too far: deferred, no attempt counted
     earlier, notification_id = _claim(db, key, env, adapter)
     if earlier is not None:
         return earlier
@@ -72,6 +76,7 @@ def deliver(db: Database, adapter: ChannelAdapter, env: Envelope) -> SendResult:
     except Exception as exc:  # an adapter bug must not leave the record in `sending`
         result = SendResult.transient(f"adapter error: {type(exc).__name__}: {exc}")
     SEND_LATENCY.labels(env.channel).observe(time.perf_counter() - started)
+    provider_limits.after_send(adapter, result)  # rate limit: a 429 + Retry-After pauses it
     failpoints.reach(failpoints.AFTER_SEND)
     _record(db, key, result, adapter.name)
     log.info(

@@ -1,4 +1,4 @@
-"""The event wire shape (DESIGN.md §3) and the registry of event types and their categories."""
+"""The event wire shape (see docs/architecture.md) and the registry of event types and their categories."""
 
 from __future__ import annotations
 

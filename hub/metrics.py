@@ -28,3 +28,17 @@ QUEUE_LAG = Gauge("hub_outbox_lag_seconds", "Age of the oldest outbox job ready 
 QUEUE_DEPTH = Gauge("hub_outbox_pending", "Outbox jobs waiting (ready or deferred)",
                     multiprocess_mode="mostrecent")
 DEAD_LETTERS = Counter("hub_dead_letters_total", "Jobs given up after the last attempt")
+
+# --- provider rate limits (issue 12 item 4) ---
+RATE_LIMIT_WAIT = Histogram(
+    "hub_rate_limit_wait_seconds",
+    "Time a send waited for its provider's rate limit (HUB_<PROVIDER>_MPS)",
+    ["provider"],
+    buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+RATE_LIMIT_PENALTIES = Counter(
+    "hub_rate_limit_penalties_total", "Provider answers with Retry-After that paused a bucket",
+    ["provider"])
+RATE_LIMIT_DEFERRED = Counter(
+    "hub_rate_limit_deferred_total",
+    "Sends deferred because the next slot was beyond HUB_RATE_LIMIT_MAX_WAIT_SECONDS", ["provider"])

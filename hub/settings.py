@@ -142,6 +142,24 @@ class Settings(BaseSettings):
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
 
+    # --- provider rate limits (issue 12 item 4): messages/s per provider and sender ---
+    twilio_mps: float | None = Field(default=None, gt=0, description="Twilio messages/s per "
+                                     "sender (From number / sender id); unset = unlimited.")
+    sendgrid_mps: float | None = Field(default=None, gt=0, description="SendGrid messages/s.")
+    smtp_mps: float | None = Field(default=None, gt=0, description="SMTP messages/s.")
+    webpush_mps: float | None = Field(default=None, gt=0, description="Web push messages/s.")
+    apprise_mps: float | None = Field(default=None, gt=0, description="Apprise messages/s.")
+    rate_limit_senders: dict[str, float] = Field(
+        default_factory=dict, description='Per-sender overrides, JSON: {"twilio:+48500100200": 1}.')
+    rate_limit_burst: int = Field(default=1, ge=1, description="Messages a bucket may send back "
+                                  "to back after a pause (1: evenly spaced).")
+    rate_limit_backend: Literal["auto", "memory", "redis"] = Field(
+        default="auto", description="Buckets in this process, or shared in Redis; auto = redis "
+        "when HUB_REDIS_URL is set.")
+    rate_limit_redis_prefix: str = Field(default="hub:rate:", description="Redis key prefix.")
+    rate_limit_max_wait_seconds: float = Field(
+        default=10.0, ge=0, description="A send whose next slot is further away is deferred "
+        "(not attempted, no attempt counted) instead of holding its job.")
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -76,11 +77,17 @@ Route = Callable[[Request], Reply]
 
 
 class FakeServer:
-    """A threaded HTTP/1.1 server on 127.0.0.1 and a free port; `handle` is per fake."""
+    """A threaded HTTP/1.1 server on 127.0.0.1 and a free port; `handle` is per fake.
 
-    def __init__(self) -> None:
+    `latency` (seconds, default from FAKE_PROVIDER_LATENCY_MS, else 0) delays every answer,
+    like a provider's round trip; requests wait in parallel, each on its own thread.
+    """
+
+    def __init__(self, latency: float | None = None) -> None:
         self.faults = Faults()
         self.requests = 0
+        self.latency = (float(os.environ.get("FAKE_PROVIDER_LATENCY_MS") or 0) / 1000
+                        if latency is None else latency)
         self._lock = threading.Lock()
         fake = self
 
@@ -104,6 +111,8 @@ class FakeServer:
                 )
                 with fake._lock:
                     fake.requests += 1
+                if fake.latency > 0:
+                    time.sleep(fake.latency)
                 fault = fake.faults.take()
                 if fault is not None and fault.hang:
                     time.sleep(fault.hang)
