@@ -59,6 +59,16 @@ class PolicyLimiter:
             return 0
         return int(purge(int((now - LEDGER_RETENTION).timestamp() * 1000)))
 
+    def forget(self, customer_id: str) -> int:
+        """Erasure: the backend and the digest book drop everything kept for the customer
+        (pass the pseudonymous key the requests used); returns how many entries went."""
+        gone = 0
+        for part in (self.store, self.digests):
+            forget = getattr(part, "forget", None)
+            if forget is not None:
+                gone += int(forget(customer_id))
+        return gone
+
     def check(self, request: ThrottleRequest) -> ThrottleDecision:
         """Allows (taking the cap slots), defers until an instant, or drops with a reason."""
         overrides = self._overrides(request)

@@ -100,7 +100,7 @@ def _db(request: Request) -> Any:
 def center_context(session: Session, customer: Customer) -> dict[str, Any]:
     """What the form shows: channels per category (consent state for consent categories)."""
     prefs = preferences_from_json(customer.preferences)
-    state = derive_state(consent_entries(session, customer.external_id))
+    state = derive_state(consent_entries(session, customer.tenant, customer.external_id))
     checked = {}
     for category in CATEGORIES:
         order = prefs.order_for(category)
@@ -137,7 +137,7 @@ def _quiet(form: Form) -> QuietHours | None:
 
 def save_center(session: Session, customer: Customer, form: Form) -> None:
     """Applies a submitted form; consent changes go to the ledger (`preference_center`)."""
-    state = derive_state(consent_entries(session, customer.external_id))
+    state = derive_state(consent_entries(session, customer.tenant, customer.external_id))
     channels: dict[str, tuple[str, ...]] = {}
     for category in CATEGORIES:
         picked = [c for c in CHANNELS if c in form.get(category, [])]
@@ -150,7 +150,8 @@ def save_center(session: Session, customer: Customer, form: Form) -> None:
             granted = state.status(category, channel) is ConsentAction.GRANTED
             if (channel in picked) != granted:
                 set_consent(session, customer.external_id, category, channel, not granted,
-                            ConsentSource.PREFERENCE_CENTER, CONSENT_TEXT_VERSION)
+                            ConsentSource.PREFERENCE_CENTER, CONSENT_TEXT_VERSION,
+                            tenant=customer.tenant)
     frequency = _first(form, "frequency")
     prefs = Preferences(
         channels=channels,
@@ -158,7 +159,8 @@ def save_center(session: Session, customer: Customer, form: Form) -> None:
         quiet_hours=_quiet(form),
         frequency=Frequency(frequency) if frequency in set(Frequency) else Frequency.ALL,
     )
-    customer.preferences = preferences_to_json(prefs)
+    # Keys besides the customer's own choices (operator `throttling` overrides) stay.
+    customer.preferences = {**(customer.preferences or {}), **preferences_to_json(prefs)}
     if _first(form, "locale") in SUPPORTED_LOCALES:
         customer.locale = _first(form, "locale")
     if _first(form, "tone") in ("formal", "informal"):
@@ -168,11 +170,11 @@ def save_center(session: Session, customer: Customer, form: Form) -> None:
 @router.get("/p/{token}", response_class=HTMLResponse)
 def preference_center(token: str, request: Request) -> HTMLResponse:
     """The preference center for the customer the signed token names."""
-    customer_id = read_preference_token(request.app.state.runtime.settings, token)
-    if customer_id is None:
+    scope = read_preference_token(request.app.state.runtime.settings, token)
+    if scope is None:
         return _error(request)
     with _db(request).sessions() as session:
-        customer = get_customer(session, customer_id)
+        customer = get_customer(session, scope.tenant, scope.customer_id)
         if customer is None:
             return _error(request, 410)
         lang = _lang(request, customer)
@@ -186,14 +188,14 @@ def preference_center(token: str, request: Request) -> HTMLResponse:
 @router.post("/p/{token}", response_model=None)
 async def save_preference_center(token: str, request: Request) -> Response:
     """Saves the form and redirects back to the page (post/redirect/get)."""
-    customer_id = read_preference_token(request.app.state.runtime.settings, token)
-    if customer_id is None:
+    scope = read_preference_token(request.app.state.runtime.settings, token)
+    if scope is None:
         return _error(request)
     form = await _form(request)
 
     def save() -> str | None:
         with _db(request).transaction() as session:
-            customer = get_customer(session, customer_id)
+            customer = get_customer(session, scope.tenant, scope.customer_id)
             if customer is None:
                 return None
             save_center(session, customer, form)
@@ -215,13 +217,13 @@ def _unsubscribe_page(request: Request, token: str, state: str) -> HTMLResponse:
     scope = read_unsubscribe_token(settings, token)
     assert scope is not None
     with _db(request).sessions() as session:
-        customer = get_customer(session, scope.customer_id)
+        customer = get_customer(session, scope.tenant, scope.customer_id)
     lang = _lang(request, customer)
     t = texts()[lang]
     return _page("unsubscribe.html", lang, state=state, action=f"/u/{token}",
                  category=t.get(f"cat_{scope.category}", scope.category),
                  channel=t.get(f"channel_{scope.channel}", scope.channel),
-                 preferences_url=preference_link(settings, scope.customer_id)
+                 preferences_url=preference_link(settings, scope.customer_id, scope.tenant)
                  if customer else None)
 
 
@@ -244,8 +246,9 @@ async def unsubscribe_post(token: str, request: Request) -> Response:
 
     def withdraw() -> None:
         with _db(request).transaction() as session:
-            if get_customer(session, scope.customer_id) is not None:
-                unsubscribe(session, scope.customer_id, scope.category, scope.channel)
+            if get_customer(session, scope.tenant, scope.customer_id) is not None:
+                unsubscribe(session, scope.customer_id, scope.category, scope.channel,
+                            tenant=scope.tenant)
 
     await run_in_threadpool(withdraw)
     log.info("unsubscribed", category=scope.category, channel=scope.channel)
@@ -261,6 +264,7 @@ def unsubscribe_undo(token: str, request: Request) -> HTMLResponse:
     if scope is None:
         return _error(request)
     with _db(request).transaction() as session:
-        if get_customer(session, scope.customer_id) is not None:
-            resubscribe(session, scope.customer_id, scope.category, scope.channel)
+        if get_customer(session, scope.tenant, scope.customer_id) is not None:
+            resubscribe(session, scope.customer_id, scope.category, scope.channel,
+                        tenant=scope.tenant)
     return _unsubscribe_page(request, token, "undone")
