@@ -228,6 +228,10 @@ def export_route(customer_id: CustomerId, request: Request, who: Writer) -> dict
         _existing(session, request, who, customer_id)
         data = export_customer(session, who.tenant, _key(request), customer_id)
     assert data is not None
+    limiter = request.app.state.runtime.pipeline.stages.limiter
+    outside = getattr(limiter, "export", None)  # counters kept in Redis, if any
+    if outside is not None:
+        data["throttling"]["backend"] = outside(data["throttling"]["customer_key"])
     return data
 
 

@@ -131,6 +131,7 @@ def test_erasure_leaves_no_identifier_anywhere(hub: tuple[HubRuntime, TestClient
         ckey = customer_key(tombstone_key(runtime.settings), "default", CID)
         if rclient is not None:
             assert ckey in redis_dump(rclient, prefix)
+            assert any(isinstance(v, dict) for v in export["throttling"]["backend"].values())
 
         assert client.delete(f"/v1/customers/{CID}").status_code == 204
         assert client.get(f"/v1/customers/{CID}").status_code == 410

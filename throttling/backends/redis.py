@@ -112,6 +112,20 @@ class RedisCounterStore:
         self._release(keys=self._keys(ticket),
                       args=[ticket.token, int(ticket.parcel is not None), _field(ticket.parcel)])
 
+    def export(self, customer_id: str) -> dict[str, Any]:
+        """Everything kept for the customer (a GDPR export): per key, a parcel ledger's
+        fields or a counter's number of counted messages."""
+        tag = f"{self.prefix}{{{customer_id}}}"
+        out: dict[str, Any] = {}
+        for raw in self.client.scan_iter(match=_glob_escape(tag) + "*", count=500):
+            key = _text(raw)
+            if _text(self.client.type(raw)) == "hash":
+                out[key[len(tag):]] = {_text(f): _text(v)
+                                       for f, v in self.client.hgetall(raw).items()}
+            else:
+                out[key[len(tag):]] = int(self.client.zcard(raw))
+        return out
+
     def forget(self, customer_id: str) -> int:
         """Erasure: deletes every key of the customer (its hash tag); returns how many."""
         pattern = _glob_escape(f"{self.prefix}{{{customer_id}}}") + "*"
