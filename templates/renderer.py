@@ -100,8 +100,9 @@ class CachedSandbox(ImmutableSandboxedEnvironment):
         return verdict
 
 
-# (customer id, category, channel, tenant) -> {"preferences": url, "unsubscribe": url}
-LinkFactory = Callable[[str, str, str, str], dict[str, str]]
+# (customer id, category, channel[, tenant]) -> {"preferences": url, "unsubscribe": url};
+# the tenant is passed only when the profile names one.
+LinkFactory = Callable[..., dict[str, str]]
 
 
 def _no_none(value: Any) -> Any:
@@ -145,8 +146,8 @@ class Renderer:
         the customer's signed preference and unsubscribe links for this channel."""
         links = None
         if self.links is not None and profile.get("customer_id") and channel and category:
-            links = self.links(str(profile["customer_id"]), category, channel,
-                               str(profile.get("tenant") or "default"))
+            tenant = (str(profile["tenant"]),) if profile.get("tenant") else ()
+            links = self.links(str(profile["customer_id"]), category, channel, *tenant)
         return build_context(payload, profile, now=now, brand=self.brand, items=items,
                              links=links)
 

@@ -3,6 +3,7 @@ every customer route answers 404 across tenants; keys are listed and revoked at 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from hub.api.app import create_app
 from hub.cli import app as cli
 from hub.customers import get_customer
 from hub.keys import Scope, create_key, list_keys, revoke_key
+from hub.links import read_preference_token
 from hub.models import ConsentRecord
 from hub.runtime import HubRuntime
 from hub.settings import get_settings
@@ -131,3 +133,14 @@ def test_preference_link_carries_the_tenant(runtime: HubRuntime) -> None:
                   follow_redirects=False).status_code == 303
     assert b.get("/v1/customers/c-1/preferences").json()["frequency"] == "important"
     assert a.get("/v1/customers/c-1/preferences").json()["frequency"] == "all"
+
+
+def test_links_in_a_tenants_messages_carry_the_tenant(runtime: HubRuntime) -> None:
+    acme = _client(runtime, "acme", "pa")
+    acme.put("/v1/customers/c-1", json={"email": "ewa@example.pl", "email_verified": True})
+    acme.post("/v1/events", json=event("e-1", customer={"id": "c-1"}))
+    Worker(runtime.db, runtime.pipeline, runtime.settings).drain()
+    outbox = Path(runtime.settings.console_outbox_path).read_text()
+    (token,) = set(re.findall(r"/p/([\w.-]+)", outbox))
+    scope = read_preference_token(runtime.settings, token)
+    assert scope is not None and (scope.tenant, scope.customer_id) == ("acme", "c-1")
