@@ -7,11 +7,12 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from hub.customers import send_fence, tombstone_key
-from hub.gdpr import erase
+from hub.gdpr import erase, erase_customer
 from hub.models import Customer, OutboxJob
 from hub.runtime import HubRuntime
 from tests.helpers import event
@@ -97,3 +98,27 @@ def test_erasure_waits_for_a_send_in_flight_and_later_sends_are_refused(
     assert erased_at and erased_at[0] >= sent_at
     with send_fence(runtime.db, "default", key, "c-1") as alive:
         assert not alive
+
+
+def test_on_postgresql_the_row_lock_alone_holds_the_erasure_back(
+        client: TestClient, runtime: HubRuntime) -> None:
+    if runtime.db.dialect != "postgresql":
+        pytest.skip("SQLite's fence is the in-process one, tested above")
+    client.put("/v1/customers/c-1", json={"name": "One"})
+    key = tombstone_key(runtime.settings)
+    erased_at: list[float] = []
+
+    def erase_from_another_process() -> None:  # no in-process fence: only the row lock
+        with runtime.db.transaction() as session:
+            erase_customer(session, "default", key, "c-1")
+        erased_at.append(time.monotonic())
+
+    with send_fence(runtime.db, "default", key, "c-1") as alive:
+        assert alive
+        eraser = threading.Thread(target=erase_from_another_process)
+        eraser.start()
+        time.sleep(0.5)
+        assert erased_at == []
+        sent_at = time.monotonic()
+    eraser.join(10)
+    assert erased_at and erased_at[0] >= sent_at
