@@ -182,6 +182,8 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id (hub_<id>
     """Revoke a key: every process refuses it from the next request on."""
     from hub.runtime import HubRuntime
 
+    if key_id.startswith("hub_"):  # a whole token was pasted: its id is the middle part
+        key_id = key_id.split("_")[1]
     runtime = HubRuntime.build(get_settings())
     done = revoke_key(runtime.db, key_id)
     runtime.db.dispose()
