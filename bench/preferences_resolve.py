@@ -53,9 +53,9 @@ def bench_load(seconds: float = 1.5) -> float:
         n, start = 0, time.perf_counter()
         while time.perf_counter() - start < seconds:
             with db.sessions() as session:
-                customer = get_customer(session, "c-1")
+                customer = get_customer(session, "default", "c-1")
                 assert customer is not None
-                load_recipient(session, customer)
+                load_recipient(session, customer, "bench-key")
             n += 1
         rate = n / (time.perf_counter() - start)
         db.dispose()

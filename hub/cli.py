@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from hub.keys import Scope, create_key
+from hub.keys import Scope, create_key, list_keys, revoke_key
 from hub.logs import configure
 from hub.settings import Settings, get_settings
 
@@ -145,14 +145,52 @@ def purge() -> None:
 def keys_create(
     scope: Annotated[list[Scope], typer.Option("--scope", help="Repeat for several scopes")],
     producer: Annotated[str, typer.Option(help="The parcel system this key belongs to")],
+    tenant: Annotated[str, typer.Option(help="The carrier or brand the key acts for")
+                      ] = "default",
     name: Annotated[str | None, typer.Option(help="A label for operators")] = None,
 ) -> None:
     """Create an API key; the token is printed once and stored only as a hash."""
     from hub.runtime import HubRuntime
 
+    if not tenant.strip() or len(tenant) > 64:
+        raise typer.BadParameter("1 to 64 characters", param_hint="--tenant")
     runtime = HubRuntime.build(get_settings())
-    typer.echo(create_key(runtime.db, producer, scope, name))
+    try:
+        typer.echo(create_key(runtime.db, producer, scope, name, tenant=tenant))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--producer") from exc
+    finally:
+        runtime.db.dispose()
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List every key (id, tenant, producer, scopes, created, revoked); never the secrets."""
+    from hub.runtime import HubRuntime
+
+    runtime = HubRuntime.build(get_settings())
+    for key in list_keys(runtime.db):
+        revoked = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
+        typer.echo(f"{key.key_id}\t{key.tenant}\t{key.producer}\t{','.join(key.scopes)}\t"
+                   f"{key.created_at:%Y-%m-%d %H:%M}\t{revoked}\t{key.name or ''}")
     runtime.db.dispose()
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id (hub_<id>_...)")]
+                ) -> None:
+    """Revoke a key: every process refuses it from the next request on."""
+    from hub.runtime import HubRuntime
+
+    if key_id.startswith("hub_"):  # a whole token was pasted: its id is the middle part
+        key_id = key_id.split("_")[1]
+    runtime = HubRuntime.build(get_settings())
+    done = revoke_key(runtime.db, key_id)
+    runtime.db.dispose()
+    if not done:
+        typer.echo(f"no active key {key_id!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {key_id}")
 
 
 @keys_app.command("vapid")

@@ -5,16 +5,26 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from hub.db import utcnow
+from hub.db import Database, utcnow
 from hub.logs import get_logger
-from hub.models import ConsentRecord, Customer, CustomerTombstone, PushSubscriptionRow
+from hub.models import (
+    DEFAULT_TENANT,
+    ConsentRecord,
+    Customer,
+    CustomerTombstone,
+    PushSubscriptionRow,
+)
 from hub.settings import Settings
 from hub.suppressions import without_suppressed
 from preferences import (
@@ -33,6 +43,7 @@ from preferences import (
 from preferences.consent import ConsentAction
 
 log = get_logger("customers")
+__all__ = ["DEFAULT_TENANT", "customer_key", "get_customer", "upsert_inline"]
 
 _PLAIN_FIELDS = ("name", "tone", "segment")
 
@@ -41,6 +52,14 @@ def tombstone_key(settings: Settings) -> str:
     """The key of erasure digests (tombstone_key, else secret_key)."""
     secret = settings.tombstone_key or settings.secret_key
     return secret.get_secret_value()
+
+
+def customer_key(secret: str, tenant: str, external_id: str) -> str:
+    """The pseudonymous key of a customer (HMAC of tenant and external id): what throttle
+    counters, parcel ledgers and digest holds are keyed by, and what logs name, so none of
+    them holds an external id in clear and erasure can delete by it."""
+    message = f"tenant:{tenant}\x1fcustomer:{external_id}".encode()
+    return "ck" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()[:32]
 
 
 def tombstone_digest(key: str, external_id: str) -> str:
@@ -53,39 +72,60 @@ def pseudonym(digest: str) -> str:
     return f"erased-{digest[:20]}"
 
 
-def is_erased(session: Session, key: str, external_id: str) -> bool:
-    """True when the customer was erased (a tombstone exists)."""
+def is_erased(session: Session, tenant: str, key: str, external_id: str) -> bool:
+    """True when the tenant's customer was erased (a tombstone exists)."""
     digest = tombstone_digest(key, external_id)
     return session.scalar(
-        select(CustomerTombstone.id).where(CustomerTombstone.digest == digest)
+        select(CustomerTombstone.id).where(CustomerTombstone.tenant == tenant,
+                                           CustomerTombstone.digest == digest)
     ) is not None
 
 
-def get_customer(session: Session, external_id: str) -> Customer | None:
-    return session.scalar(select(Customer).where(Customer.external_id == external_id))
+def get_customer(session: Session, tenant: str, external_id: str) -> Customer | None:
+    """The tenant's customer with this external id (another tenant's is invisible)."""
+    return session.scalar(select(Customer).where(Customer.tenant == tenant,
+                                                 Customer.external_id == external_id))
 
 
-def upsert_inline(session: Session, ref: dict[str, Any], key: str) -> Customer | None:
-    """Creates the customer named by an event, or updates it with the inline contact details;
-    None (and nothing written) when the customer was erased."""
-    if is_erased(session, key, ref["id"]):
+def upsert_inline(session: Session, tenant: str, ref: dict[str, Any], key: str, *,
+                  occurred_at: datetime | None = None) -> Customer | None:
+    """Creates the tenant's customer named by an event, or updates it with the inline
+    contact details if they are newer than the profile's (`occurred_at`, the event's time;
+    None applies them only to a new profile); None when the customer was erased."""
+    if is_erased(session, tenant, key, ref["id"]):
         return None
-    customer = get_customer(session, ref["id"])
+    customer = get_customer(session, tenant, ref["id"])
     if customer is None:
-        customer = Customer(external_id=ref["id"], preferences={})
+        customer = Customer(tenant=tenant, external_id=ref["id"], preferences={})
         try:
             with session.begin_nested():
                 session.add(customer)
         except IntegrityError:  # created concurrently by another worker
-            customer = session.scalars(
-                select(Customer).where(Customer.external_id == ref["id"])
-            ).one()
-    apply_inline(customer, ref)
+            customer = session.scalars(select(Customer).where(
+                Customer.tenant == tenant, Customer.external_id == ref["id"])).one()
+    if inline_is_newer(customer, occurred_at):
+        apply_inline(customer, ref, customer_key(key, tenant, ref["id"]))
+        customer.details_at = min(occurred_at or utcnow(), utcnow())
     return customer
 
 
-def apply_inline(customer: Customer, ref: dict[str, Any]) -> None:
-    """Copies usable inline details; invalid ones are ignored (logged without the value)."""
+def inline_is_newer(customer: Customer, occurred_at: datetime | None) -> bool:
+    """Whether an event's inline details may change the profile: only when nothing newer
+    (a later event, or any API change, which is stamped with its request time) was applied.
+    A retried job has the same occurred_at, so its details apply once."""
+    if customer.details_at is None:
+        return True
+    return occurred_at is not None and occurred_at > customer.details_at
+
+
+def touch_details(customer: Customer) -> None:
+    """Marks an API change of the contact details: newer than any earlier event."""
+    customer.details_at = utcnow()
+
+
+def apply_inline(customer: Customer, ref: dict[str, Any], ckey: str) -> None:
+    """Copies usable inline details; invalid ones are ignored (logged with the customer key,
+    never the value or the external id)."""
     for field in _PLAIN_FIELDS:
         if ref.get(field) is not None and getattr(customer, field) != ref[field]:
             setattr(customer, field, ref[field])
@@ -97,7 +137,7 @@ def apply_inline(customer: Customer, ref: dict[str, Any]) -> None:
         if ref.get("phone"):
             set_phone(customer, normalize_phone(ref["phone"]), verified=None)
     except AddressError as exc:
-        log.warning("inline_detail_ignored", customer_id=customer.external_id,
+        log.warning("inline_detail_ignored", customer=ckey,
                     problem=str(exc.problem))
     if ref.get("email"):
         set_email(customer, ref["email"], verified=None)
@@ -128,20 +168,31 @@ def active_push_subscriptions(session: Session, customer: Customer) -> list[Push
     ))
 
 
+class EndpointTaken(Exception):
+    """The push endpoint is registered to another customer (of any tenant)."""
+
+
 def save_push_subscription(
     session: Session, customer: Customer, endpoint: str, p256dh: str, auth: str,
     expiration_time: Any = None,
 ) -> PushSubscriptionRow:
-    """Adds (or re-activates and re-assigns) the subscription with this endpoint."""
+    """Adds (or re-activates) the customer's subscription with this endpoint.
+
+    An endpoint is one browser's subscription, so it belongs to one customer: one held by
+    another customer raises EndpointTaken rather than moving silently (its owner, or their
+    erasure, must remove it first)."""
     row = session.scalar(
         select(PushSubscriptionRow).where(PushSubscriptionRow.endpoint == endpoint)
     )
+    if row is not None and row.customer_pk != customer.id:
+        raise EndpointTaken(endpoint)
     if row is None:
-        row = PushSubscriptionRow(customer_pk=customer.id, endpoint=endpoint, p256dh=p256dh,
-                                  auth=auth, expiration_time=expiration_time)
+        row = PushSubscriptionRow(tenant=customer.tenant, customer_pk=customer.id,
+                                  endpoint=endpoint, p256dh=p256dh, auth=auth,
+                                  expiration_time=expiration_time)
         session.add(row)
     else:
-        row.customer_pk, row.p256dh, row.auth = customer.id, p256dh, auth
+        row.p256dh, row.auth = p256dh, auth
         row.expiration_time, row.active, row.deactivated_reason = expiration_time, True, None
         row.created_at = utcnow()
     session.flush()
@@ -161,13 +212,14 @@ def deactivate_push_subscription(session: Session, endpoint: str, reason: str) -
     return bool(getattr(result, "rowcount", 0))
 
 
-def find_customers_by_phone(session: Session, phone: str) -> list[str]:
-    """External ids of customers with this number (for an inbound SMS STOP)."""
+def find_customers_by_phone(session: Session, tenant: str, phone: str) -> list[str]:
+    """External ids of the tenant's customers with this number (for an inbound SMS STOP)."""
     try:
         phone = normalize_phone(phone)
     except AddressError:
         return []
-    return list(session.scalars(select(Customer.external_id).where(Customer.phone == phone)))
+    return list(session.scalars(select(Customer.external_id).where(
+        Customer.tenant == tenant, Customer.phone == phone)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,19 +229,22 @@ class Recipient:
     profile: Profile
     preferences: Preferences
     consents: ConsentState
+    customer_key: str = ""  # customer_key(...): what the limiter counts by
+    tenant: str = DEFAULT_TENANT
 
 
-def erased_recipient(external_id: str) -> Recipient:
+def erased_recipient(external_id: str, ckey: str = "") -> Recipient:
     """The stand-in for an erased customer: every route is skipped with `erased`."""
     return Recipient(Profile(customer_id=external_id, erased=True), Preferences(),
-                     ConsentState({}))
+                     ConsentState({}), ckey)
 
 
-def consent_entries(session: Session, external_id: str) -> list[ConsentEntry]:
-    """The customer's ledger as plain entries in the order the hub recorded them (row id);
-    `at` is the client's claimed time where one was given (evidence only)."""
+def consent_entries(session: Session, tenant: str, external_id: str) -> list[ConsentEntry]:
+    """The tenant's customer's ledger as plain entries in the order the hub recorded them
+    (row id); `at` is the client's claimed time where one was given (evidence only)."""
     rows = session.scalars(
-        select(ConsentRecord).where(ConsentRecord.customer_id == external_id)
+        select(ConsentRecord).where(ConsentRecord.tenant == tenant,
+                                    ConsentRecord.customer_id == external_id)
         .order_by(ConsentRecord.id)
     )
     return [
@@ -219,11 +274,89 @@ def to_profile(customer: Customer, subscriptions: list[PushSubscriptionRow] | No
     )
 
 
-def load_recipient(session: Session, customer: Customer) -> Recipient:
-    """Profile, preferences and derived consent state of a stored customer."""
+def load_recipient(session: Session, customer: Customer, key: str) -> Recipient:
+    """Profile, preferences, derived consent state and customer key of a stored customer
+    (`key`: tombstone_key(settings), which also keys suppressions and customer keys)."""
     profile = to_profile(customer, active_push_subscriptions(session, customer))
     return Recipient(
-        without_suppressed(session, profile),  # channels: dead or opted-out addresses
+        without_suppressed(session, customer.tenant, key, profile),  # dead or opted out
         preferences_from_json(customer.preferences),
-        derive_state(consent_entries(session, customer.external_id)),
+        derive_state(consent_entries(session, customer.tenant, customer.external_id)),
+        customer_key(key, customer.tenant, customer.external_id),
+        customer.tenant,
     )
+
+
+# --- the fence between an erasure and a send in flight ---------------------------------
+
+
+class _Fence:
+    """Shared (sends) / exclusive (erasure) lock, process-local: the SQLite fence, where
+    one process runs the API and the worker. On PostgreSQL the row lock does the work."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._sharers = 0
+        self._exclusive = False
+
+    @contextmanager
+    def hold(self, exclusive: bool, timeout: float = 60.0) -> Iterator[None]:
+        with self._cond:  # bounded: a stuck provider call cannot block an erasure forever
+            self._cond.wait_for(lambda: not self._exclusive and not (
+                exclusive and self._sharers), timeout)
+            if exclusive:
+                self._exclusive = True
+            else:
+                self._sharers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                if exclusive:
+                    self._exclusive = False
+                else:
+                    self._sharers = max(0, self._sharers - 1)
+                self._cond.notify_all()
+
+
+_FENCES = [_Fence() for _ in range(64)]  # striped by customer key: bounded memory
+
+
+def _fence(ckey: str) -> _Fence:
+    return _FENCES[int(hashlib.blake2b(ckey.encode(), digest_size=2).hexdigest(), 16) % 64]
+
+
+@contextmanager
+def erasure_fence(ckey: str) -> Iterator[None]:
+    """Taken by an erasure before its transaction (SQLite's writer lock must not be held
+    while waiting): waits for this process's sends in flight."""
+    with _fence(ckey).hold(exclusive=True):
+        yield
+
+
+@contextmanager
+def send_fence(db: Database, tenant: str, key: str, external_id: str) -> Iterator[bool]:
+    """Wrap a provider call: yields False when the customer was erased (do not send).
+
+    While the block runs, an erasure of this customer waits: on PostgreSQL the customer
+    row is held FOR KEY SHARE (the erasure's DELETE waits for it; ordinary updates, e.g. an
+    SMS STOP recorded by this very send, do not), in-process a shared fence
+    (SQLite). So a send either completes before the erasure commits, and the erasure then
+    scrubs its record, or it sees the tombstone and never happens."""
+    with _fence(customer_key(key, tenant, external_id)).hold(exclusive=False):
+        if db.dialect == "postgresql":
+            with db.transaction() as session:
+                yield _alive(session, tenant, key, external_id, lock=True)
+        else:  # a read: SQLite's writer lock must not be held across the provider call
+            with db.sessions() as session:
+                alive = _alive(session, tenant, key, external_id, lock=False)
+            yield alive
+
+
+def _alive(session: Session, tenant: str, key: str, external_id: str, lock: bool) -> bool:
+    query = select(Customer.id).where(Customer.tenant == tenant,
+                                      Customer.external_id == external_id)
+    if lock:
+        query = query.with_for_update(read=True)
+    return session.scalar(query) is not None and not is_erased(session, tenant, key,
+                                                                external_id)

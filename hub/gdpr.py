@@ -14,7 +14,10 @@ from sqlalchemy.orm import Session
 
 from hub.customers import (
     consent_entries,
+    customer_key,
+    erasure_fence,
     get_customer,
+    is_erased,
     pseudonym,
     tombstone_digest,
 )
@@ -29,7 +32,16 @@ from hub.models import (
     OutboxJob,
     PushSubscriptionRow,
 )
+from hub.privacy_stores import (
+    export_throttling,
+    forget_inbound_keywords,
+    forget_throttling,
+    inbound_keywords_json,
+    purge_digest_holds,
+    suppressions_json,
+)
 from hub.settings import Settings
+from hub.suppressions import forget_addresses
 from preferences import (
     CHANNELS,
     SkipReason,
@@ -41,23 +53,26 @@ from preferences import (
 log = get_logger("gdpr")
 
 
-def export_customer(session: Session, external_id: str) -> dict[str, Any] | None:
-    """Everything held about the customer as JSON-ready data; None if unknown."""
-    customer = get_customer(session, external_id)
+def export_customer(session: Session, tenant: str, key: str, external_id: str
+                    ) -> dict[str, Any] | None:
+    """Everything the tenant holds about the customer as JSON-ready data (profile, consents,
+    events, notifications, suppressions, inbound keywords, limiter state); None if unknown."""
+    customer = get_customer(session, tenant, external_id)
     if customer is None:
         return None
     subs = session.scalars(
         select(PushSubscriptionRow).where(PushSubscriptionRow.customer_pk == customer.id)
         .order_by(PushSubscriptionRow.id)
     )
-    entries = consent_entries(session, external_id)
-    events = session.scalars(
-        select(Event).where(Event.customer_id == external_id).order_by(Event.id))
-    notes = session.scalars(
-        select(Notification).where(Notification.customer_id == external_id)
-        .order_by(Notification.id))
+    entries = consent_entries(session, tenant, external_id)
+    event_pks = _event_pks(session, tenant, external_id)
+    events = session.scalars(select(Event).where(Event.id.in_(event_pks)).order_by(Event.id))
+    notes = list(session.scalars(select(Notification).where(Notification.event_pk.in_(event_pks))
+                                 .order_by(Notification.id)))
+    addresses = _addresses(customer, notes)
     return {
         "customer_id": external_id,
+        "tenant": tenant,
         "exported_at": utcnow().isoformat(),
         "profile": {
             "name": customer.name, "locale": customer.locale, "tone": customer.tone,
@@ -74,7 +89,8 @@ def export_customer(session: Session, external_id: str) -> dict[str, Any] | None
                  "created_at": s.created_at.isoformat()} for s in subs
             ],
         },
-        "preferences": preferences_to_json(preferences_from_json(customer.preferences)),
+        "preferences": {**preferences_to_json(preferences_from_json(customer.preferences)),
+                        "throttling": (customer.preferences or {}).get("throttling")},
         "consents": {
             "history": [consent_json(e) for e in entries],
             "state": state_json(entries),
@@ -88,7 +104,28 @@ def export_customer(session: Session, external_id: str) -> dict[str, Any] | None
              "status": n.status, "locale": n.locale, "content": n.content,
              "created_at": n.created_at.isoformat()} for n in notes
         ],
+        "suppressions": suppressions_json(session, tenant, key, addresses),
+        "inbound_keywords": inbound_keywords_json(session, tenant, key, addresses),
+        "throttling": export_throttling(session, customer_key(key, tenant, external_id)),
     }
+
+
+def _event_pks(session: Session, tenant: str, external_id: str) -> list[int]:
+    return list(session.scalars(select(Event.id).where(
+        Event.tenant == tenant, Event.customer_id == external_id)))
+
+
+def _addresses(customer: Any, notes: list[Notification]) -> dict[str, set[str]]:
+    """Every phone and e-mail address the customer has or was sent to, per channel."""
+    found: dict[str, set[str]] = {"sms": set(), "email": set()}
+    if customer is not None and customer.phone:
+        found["sms"].add(customer.phone)
+    if customer is not None and customer.email:
+        found["email"].add(customer.email)
+    for note in notes:
+        if note.address and note.channel in found:
+            found[note.channel].add(note.address)
+    return found
 
 
 def consent_json(entry: Any) -> dict[str, Any]:
@@ -107,23 +144,82 @@ def state_json(entries: list[Any]) -> list[dict[str, str]]:
             for (p, c), a in sorted(state.latest.items())]
 
 
-def erase_customer(session: Session, key: str, external_id: str) -> bool:
-    """Deletes the customer's personal data from every table and leaves a tombstone, so later
-    events for this id are skipped (`erased`). Idempotent; True if anything was held."""
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """What an erasure found: whether anything was held, the customer key (to forget the
+    limiter's Redis/memory state) and what outboxes outside the store must scrub."""
+
+    held: bool
+    customer_key: str
+    addresses: frozenset[str]
+    send_keys: frozenset[str]
+
+
+def erase_customer(session: Session, tenant: str, key: str, external_id: str) -> Erasure:
+    """Deletes the tenant's customer's personal data from every table and leaves a
+    tombstone, so later events for this id are skipped (`erased`). Idempotent.
+
+    Suppressions and inbound keywords keep only the keyed digest of the address (a number
+    that texted STOP is still never texted); limiter rows (keyed by the customer key) go.
+    The customer row is deleted first: on PostgreSQL that waits for sends in flight (see
+    customers.send_fence); `erase` adds the in-process fence. So a send either completes
+    before this commits and is then scrubbed here, or sees the tombstone and never happens."""
     digest = tombstone_digest(key, external_id)
-    alias = pseudonym(digest)
-    held = False
-    customer = get_customer(session, external_id)
+    alias, ckey = pseudonym(digest), customer_key(key, tenant, external_id)
+    customer = get_customer(session, tenant, external_id)
+    held = customer is not None
+    endpoints: set[str] = set()
     if customer is not None:
+        endpoints = set(session.scalars(select(PushSubscriptionRow.endpoint).where(
+            PushSubscriptionRow.customer_pk == customer.id)))
+        session.delete(customer)  # first: waits for a send holding the row (PostgreSQL)
+        session.flush()
         session.execute(delete(PushSubscriptionRow)
                         .where(PushSubscriptionRow.customer_pk == customer.id))
-        session.delete(customer)
-        held = True
-    held |= bool(session.execute(
-        delete(ConsentRecord).where(ConsentRecord.customer_id == external_id)).rowcount)
-    event_pks = list(session.scalars(select(Event.id).where(Event.customer_id == external_id)))
+    if session.scalar(select(CustomerTombstone.id).where(
+            CustomerTombstone.tenant == tenant, CustomerTombstone.digest == digest)) is None:
+        session.add(CustomerTombstone(tenant=tenant, digest=digest))
+    session.flush()
+    held |= bool(session.execute(delete(ConsentRecord).where(
+        ConsentRecord.tenant == tenant, ConsentRecord.customer_id == external_id)).rowcount)
+    event_pks = _event_pks(session, tenant, external_id)
+    notes = list(session.scalars(select(Notification).where(
+        Notification.event_pk.in_(event_pks))))
+    addresses = _addresses(customer, notes)
+    send_keys = frozenset(n.idempotency_key for n in notes)
+    held |= bool(event_pks) | _scrub_events(session, event_pks, notes, alias)
+    held |= bool(forget_addresses(session, tenant, key, {
+        channel: address for channel, found in addresses.items() for address in found}))
+    held |= bool(forget_inbound_keywords(session, tenant, key, addresses))
+    held |= bool(forget_throttling(session, ckey))
+    log.info("customer_erased", tombstone=digest[:12], customer=ckey, held=held)
+    everything = set(endpoints).union(*addresses.values())
+    return Erasure(held, ckey, frozenset(everything), send_keys)
+
+
+class _Unknown(Exception):
+    """Nothing held and never erased: roll back the tombstone."""
+
+
+def erase(db: Database, tenant: str, key: str, external_id: str) -> Erasure | None:
+    """erase_customer in its own transaction, behind the in-process send fence; None (and
+    nothing written) when the tenant holds nothing about the id and never erased it, so
+    another tenant's customer answers 404 like an unknown one."""
+    try:
+        with erasure_fence(customer_key(key, tenant, external_id)), \
+                db.transaction() as session:
+            before = is_erased(session, tenant, key, external_id)
+            erasure = erase_customer(session, tenant, key, external_id)
+            if not erasure.held and not before:
+                raise _Unknown
+            return erasure
+    except _Unknown:
+        return None
+
+
+def _scrub_events(session: Session, event_pks: list[int], notes: list[Notification],
+                  alias: str) -> bool:
     if event_pks:
-        held = True
         session.execute(update(Event).where(Event.id.in_(event_pks))
                         .values(payload=null(), customer_id=alias))
         session.execute(update(Decision).where(Decision.event_pk.in_(event_pks))
@@ -131,20 +227,12 @@ def erase_customer(session: Session, key: str, external_id: str) -> bool:
         session.execute(update(OutboxJob).where(OutboxJob.event_pk.in_(event_pks))
                         .values(last_error=None))
         _settle_waiting_jobs(session, event_pks)
-    notes = session.scalars(select(Notification).where(
-        (Notification.customer_id == external_id) | Notification.event_pk.in_(event_pks)))
     for note in notes:
         note.customer_id, note.address, note.content, note.error = alias, None, null(), None
         # The key embeds a short hash of the address: replace it so it cannot be matched.
         note.idempotency_key = f"erased:{note.id}"
         note.history = [{"status": h.get("status"), "at": h.get("at")} for h in note.history]
-        held = True
-    known = select(CustomerTombstone.id).where(CustomerTombstone.digest == digest)
-    if session.scalar(known) is None:
-        session.add(CustomerTombstone(digest=digest))
-    session.flush()
-    log.info("customer_erased", tombstone=digest[:12], held=held)
-    return held
+    return bool(notes)
 
 
 def _settle_waiting_jobs(session: Session, event_pks: list[int]) -> None:
@@ -172,6 +260,7 @@ class PurgeReport:
     cutoff: datetime
     bodies: int
     payloads: int
+    digest_holds: int = 0
 
 
 def purge_expired(db: Database, settings: Settings, now: datetime | None = None) -> PurgeReport:
@@ -190,9 +279,10 @@ def purge_expired(db: Database, settings: Settings, now: datetime | None = None)
             .where(Event.received_at < cutoff, Event.payload.is_not(None), ~waiting)
             .values(payload=null())
         ).rowcount
-    report = PurgeReport(cutoff, bodies or 0, payloads or 0)
+        holds = purge_digest_holds(session, cutoff)
+    report = PurgeReport(cutoff, bodies or 0, payloads or 0, holds)
     log.info("retention_purge", cutoff=cutoff.isoformat(), bodies=report.bodies,
-             payloads=report.payloads)
+             payloads=report.payloads, digest_holds=holds)
     return report
 
 
@@ -218,3 +308,19 @@ class DailyPurge:
         except Exception:
             log.exception("retention_purge_error")
             return None
+
+
+def forget_outside_store(erasure: Erasure, limiter: object,
+                         transports: dict[str, object]) -> None:
+    """The rest of an erasure, after its transaction committed: the limiter's Redis (or
+    memory) state under the customer key, and outboxes kept by channels (console file)."""
+    forget = getattr(limiter, "forget", None)
+    if forget is not None:
+        forget(erasure.customer_key)
+    seen: set[int] = set()
+    for adapter in transports.values():
+        inner = getattr(adapter, "adapter", adapter)  # behind a circuit breaker
+        scrub = getattr(inner, "forget", None)
+        if scrub is not None and id(inner) not in seen:
+            seen.add(id(inner))
+            scrub(erasure.addresses, erasure.send_keys)

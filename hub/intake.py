@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from hub.db import Database, utcnow
 from hub.events import EventIn
 from hub.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE
-from hub.models import Event, OutboxJob
+from hub.models import DEFAULT_TENANT, Event, OutboxJob
 
 
 class IntakeStatus(enum.StrEnum):
@@ -48,15 +48,17 @@ def payload_hash(payload: dict[str, Any]) -> str:
     ).hexdigest()
 
 
-def accept(db: Database, producer: str, events: Sequence[EventIn]) -> list[IntakeResult]:
-    """Stores new events with their jobs in one transaction; all or nothing.
+def accept(db: Database, producer: str, events: Sequence[EventIn], *,
+           tenant: str = DEFAULT_TENANT) -> list[IntakeResult]:
+    """Stores new events of the tenant's producer with their jobs in one transaction; all or
+    nothing. The tenant decides whose customer the event is about.
 
     Re-posted events (same id, same content) are answered from the store; the same id with
     other content raises IdempotencyConflict and nothing of the batch is written.
     """
     for attempt in range(3):
         try:
-            return _accept_once(db, producer, events)
+            return _accept_once(db, producer, events, tenant)
         except IntegrityError:
             if attempt == 2:
                 raise
@@ -74,12 +76,14 @@ def _insert_ignoring_duplicates(db: Database) -> Any:
     )
 
 
-def _accept_once(db: Database, producer: str, events: Sequence[EventIn]) -> list[IntakeResult]:
+def _accept_once(db: Database, producer: str, events: Sequence[EventIn], tenant: str
+                 ) -> list[IntakeResult]:
     staged: dict[str, dict[str, Any]] = {}
     conflicts: list[str] = []
     for ev in events:
         payload = ev.canonical()
         row = {
+            "tenant": tenant,
             "producer": producer,
             "event_id": ev.event_id,
             "type": ev.type,

@@ -1,4 +1,8 @@
-"""API keys with scopes: `hub_<key id>_<secret>`; only the secret's SHA-256 is stored."""
+"""API keys with scopes: `hub_<key id>_<secret>`; only the secret's SHA-256 is stored.
+
+A key belongs to a (tenant, producer) pair. Every request reads the key's row (one indexed
+lookup), so a revoked key fails on the next request in every process: there is no cache of
+verified tokens that could outlive a revocation."""
 
 from __future__ import annotations
 
@@ -6,14 +10,13 @@ import enum
 import hashlib
 import hmac
 import secrets
-import threading
-import time
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from hub.db import Database
-from hub.models import ApiKey
+from hub.db import Database, utcnow
+from hub.models import DEFAULT_TENANT, ApiKey
 
 
 class Scope(enum.StrEnum):
@@ -27,13 +30,16 @@ class Scope(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: the key's producer and what it may do (`admin` implies every scope)."""
+    """Who is calling: the key's tenant and producer and what it may do (`admin` implies
+    every scope). Handlers take the tenant from here, never from a request body."""
 
     key_id: str
     producer: str
     scopes: frozenset[str]
+    tenant: str = DEFAULT_TENANT
 
     def allows(self, scope: Scope) -> bool:
+        """True when the key holds `scope` (or `admin`)."""
         return Scope.ADMIN in self.scopes or scope in self.scopes
 
 
@@ -41,14 +47,23 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_key(db: Database, producer: str, scopes: list[Scope], name: str | None = None) -> str:
-    """Stores a new key and returns its full token (shown once, never stored)."""
+def create_key(db: Database, producer: str, scopes: list[Scope], name: str | None = None,
+               tenant: str = DEFAULT_TENANT) -> str:
+    """Stores a new key of (tenant, producer) and returns its full token (shown once).
+
+    A producer name belongs to one tenant (event ids are unique per producer), so a name
+    already used by another tenant raises ValueError."""
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     with db.transaction() as session:
+        owner = session.scalar(select(ApiKey.tenant).where(ApiKey.producer == producer,
+                                                           ApiKey.tenant != tenant).limit(1))
+        if owner is not None:
+            raise ValueError(f"producer {producer!r} belongs to another tenant")
         session.add(
             ApiKey(
                 key_id=key_id,
+                tenant=tenant,
                 secret_hash=_hash(secret),
                 producer=producer,
                 scopes=sorted(str(s) for s in scopes),
@@ -58,40 +73,49 @@ def create_key(db: Database, producer: str, scopes: list[Scope], name: str | Non
     return f"hub_{key_id}_{secret}"
 
 
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """A key as operators see it (never the secret)."""
+
+    key_id: str
+    tenant: str
+    producer: str
+    scopes: list[str]
+    name: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def list_keys(db: Database) -> list[KeyInfo]:
+    """Every key, oldest first, revoked ones included."""
+    with db.sessions() as session:
+        rows = session.scalars(select(ApiKey).order_by(ApiKey.id))
+        return [KeyInfo(r.key_id, r.tenant, r.producer, list(r.scopes), r.name, r.created_at,
+                        r.revoked_at) for r in rows]
+
+
+def revoke_key(db: Database, key_id: str) -> bool:
+    """Revokes a key (effective on the next request everywhere); False if unknown or
+    already revoked."""
+    with db.transaction() as session:
+        result = session.execute(update(ApiKey).where(ApiKey.key_id == key_id,
+                                                      ApiKey.revoked_at.is_(None))
+                                 .values(revoked_at=utcnow()))
+        return bool(getattr(result, "rowcount", 0))
+
+
 class KeyVerifier:
-    """Checks presented tokens; remembers verified ones briefly to keep the hot path cheap."""
+    """Checks presented tokens against the store on every call (no cache: a revocation
+    must take effect at once in every process; the lookup is one primary-key-like read)."""
 
-    def __init__(self, db: Database, cache_seconds: float = 30.0) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
-        self.cache_seconds = cache_seconds
-        self._cache: dict[str, tuple[float, Principal]] = {}
-        self._lock = threading.Lock()
-
-    def cached(self, token: str) -> Principal | None:
-        """The principal if this token was verified within the last `cache_seconds`."""
-        with self._lock:
-            hit = self._cache.get(_hash(token))
-        return hit[1] if hit and hit[0] > time.monotonic() else None
 
     def verify(self, token: str) -> Principal | None:
-        """The principal for a valid, unrevoked token, else None (may read the store)."""
-        hit = self.cached(token)
-        if hit is not None:
-            return hit
-        now = time.monotonic()
-        digest = _hash(token)
-        principal = self._lookup(token)
-        if principal is not None:
-            with self._lock:
-                if len(self._cache) > 10_000:
-                    self._cache.clear()
-                self._cache[digest] = (now + self.cache_seconds, principal)
-        return principal
-
-    def _lookup(self, token: str) -> Principal | None:
+        """The principal for a valid, unrevoked token, else None (reads the store)."""
         prefix, _, rest = token.partition("_")
         key_id, _, secret = rest.partition("_")
-        if prefix != "hub" or not key_id or not secret:
+        if prefix != "hub" or not key_id or not secret or len(key_id) > 32:
             return None
         with self.db.sessions() as session:
             row = session.scalar(select(ApiKey).where(ApiKey.key_id == key_id))
@@ -99,4 +123,4 @@ class KeyVerifier:
             return None
         if not hmac.compare_digest(row.secret_hash, _hash(secret)):
             return None
-        return Principal(row.key_id, row.producer, frozenset(row.scopes))
+        return Principal(row.key_id, row.producer, frozenset(row.scopes), row.tenant)

@@ -11,6 +11,7 @@ from typing import Any
 
 from itsdangerous import BadData, URLSafeTimedSerializer
 
+from hub.models import DEFAULT_TENANT
 from hub.settings import Settings
 
 _PREFERENCE_SALT = "hub.preference-center.v1"
@@ -26,6 +27,7 @@ class UnsubscribeScope:
     customer_id: str
     category: str
     channel: str
+    tenant: str = DEFAULT_TENANT
 
 
 def _serializer(settings: Settings, salt: str) -> URLSafeTimedSerializer:
@@ -36,37 +38,59 @@ def _base(settings: Settings) -> str:
     return settings.public_base_url.rstrip("/")
 
 
-def preference_token(settings: Settings, customer_id: str) -> str:
-    """A signed token scoped to one customer (expiry checked when read)."""
-    return _serializer(settings, _PREFERENCE_SALT).dumps(customer_id)
+@dataclass(frozen=True, slots=True)
+class PreferenceScope:
+    """Whose preference center a link opens: one customer of one tenant."""
+
+    customer_id: str
+    tenant: str = DEFAULT_TENANT
 
 
-def preference_link(settings: Settings, customer_id: str) -> str:
+def preference_token(settings: Settings, customer_id: str, tenant: str = DEFAULT_TENANT
+                     ) -> str:
+    """A signed token scoped to one customer of one tenant (expiry checked when read); the
+    default tenant's keeps the shorter single-tenant form (links go into SMS)."""
+    value: str | list[str] = customer_id if tenant == DEFAULT_TENANT else [tenant, customer_id]
+    return _serializer(settings, _PREFERENCE_SALT).dumps(value)
+
+
+def preference_link(settings: Settings, customer_id: str, tenant: str = DEFAULT_TENANT) -> str:
     """The absolute preference-center URL for a customer, to put into messages."""
-    return f"{_base(settings)}/p/{preference_token(settings, customer_id)}"
+    return f"{_base(settings)}/p/{preference_token(settings, customer_id, tenant)}"
 
 
-def read_preference_token(settings: Settings, token: str) -> str | None:
-    """The customer id of a valid, unexpired token; None when tampered with or expired."""
+def read_preference_token(settings: Settings, token: str) -> PreferenceScope | None:
+    """Whose center a valid, unexpired token opens; None when tampered with or expired.
+    Tokens signed before tenants existed (a bare id) belong to the default tenant."""
     value = _loads(settings, _PREFERENCE_SALT, token, settings.preference_link_days)
-    return value if isinstance(value, str) else None
+    if isinstance(value, str):
+        return PreferenceScope(value)
+    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value):
+        return PreferenceScope(value[1], value[0])
+    return None
 
 
-def unsubscribe_token(settings: Settings, customer_id: str, category: str, channel: str) -> str:
-    """A signed token that withdraws `category` on `channel` for the customer."""
-    return _serializer(settings, _UNSUBSCRIBE_SALT).dumps([customer_id, category, channel])
+def unsubscribe_token(settings: Settings, customer_id: str, category: str, channel: str,
+                      tenant: str = DEFAULT_TENANT) -> str:
+    """A signed token that withdraws `category` on `channel` for the tenant's customer."""
+    value = [customer_id, category, channel]
+    return _serializer(settings, _UNSUBSCRIBE_SALT).dumps(
+        value if tenant == DEFAULT_TENANT else [*value, tenant])
 
 
-def unsubscribe_link(settings: Settings, customer_id: str, category: str, channel: str) -> str:
+def unsubscribe_link(settings: Settings, customer_id: str, category: str, channel: str,
+                     tenant: str = DEFAULT_TENANT) -> str:
     """The absolute one-click unsubscribe URL."""
-    token = unsubscribe_token(settings, customer_id, category, channel)
+    token = unsubscribe_token(settings, customer_id, category, channel, tenant)
     return f"{_base(settings)}/u/{token}"
 
 
 def read_unsubscribe_token(settings: Settings, token: str) -> UnsubscribeScope | None:
-    """What a valid, unexpired unsubscribe token stops; None when tampered with or expired."""
+    """What a valid, unexpired unsubscribe token stops; None when tampered with or expired.
+    Tokens signed before tenants existed (three items) belong to the default tenant."""
     value = _loads(settings, _UNSUBSCRIBE_SALT, token, settings.unsubscribe_link_days)
-    if isinstance(value, list) and len(value) == 3 and all(isinstance(v, str) for v in value):
+    if isinstance(value, list) and len(value) in (3, 4) and all(
+            isinstance(v, str) for v in value):
         return UnsubscribeScope(*value)
     return None
 
@@ -111,21 +135,21 @@ def read_undo_token(settings: Settings, token: str, unsubscribe: str) -> UndoGra
 
 
 def unsubscribe_headers(
-    settings: Settings, customer_id: str, category: str, channel: str = "email"
+    settings: Settings, customer_id: str, category: str, channel: str = "email",
+    tenant: str = DEFAULT_TENANT,
 ) -> dict[str, str]:
     """`List-Unsubscribe` and `List-Unsubscribe-Post` (RFC 2369 + RFC 8058 one-click)."""
-    return {
-        "List-Unsubscribe": f"<{unsubscribe_link(settings, customer_id, category, channel)}>",
-        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-    }
+    link = unsubscribe_link(settings, customer_id, category, channel, tenant)
+    return {"List-Unsubscribe": f"<{link}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
 
 
-def message_links(settings: Settings, customer_id: str, category: str, channel: str
-                  ) -> dict[str, str]:
+def message_links(settings: Settings, customer_id: str, category: str, channel: str,
+                  tenant: str = DEFAULT_TENANT) -> dict[str, str]:
     """Links a template may show: `preferences` (the center) and `unsubscribe` (this
-    category on this channel)."""
-    return {"preferences": preference_link(settings, customer_id),
-            "unsubscribe": unsubscribe_link(settings, customer_id, category, channel)}
+    category on this channel), both for the tenant's customer."""
+    return {"preferences": preference_link(settings, customer_id, tenant),
+            "unsubscribe": unsubscribe_link(settings, customer_id, category, channel, tenant)}
 
 
 def _loads(settings: Settings, salt: str, token: str, days: int) -> Any:

@@ -15,12 +15,21 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UtcDateTime, dict[str, Any]: JSON, list[str]: JSON}
 
 
+# A tenant is one carrier or brand; single-carrier setups only ever see this one.
+DEFAULT_TENANT = "default"
+
+
+def _tenant() -> Mapped[str]:
+    return mapped_column(String(64), default=DEFAULT_TENANT, server_default=DEFAULT_TENANT)
+
+
 class ApiKey(Base):
-    """A producer's credential: the secret is stored only as a SHA-256 hash."""
+    """A (tenant, producer) credential: the secret is stored only as a SHA-256 hash."""
 
     __tablename__ = "api_keys"
     id: Mapped[int] = mapped_column(primary_key=True)
     key_id: Mapped[str] = mapped_column(String(32), unique=True)
+    tenant: Mapped[str] = _tenant()
     secret_hash: Mapped[str] = mapped_column(String(64))
     producer: Mapped[str] = mapped_column(String(128))
     scopes: Mapped[list[str]]
@@ -30,11 +39,16 @@ class ApiKey(Base):
 
 
 class Customer(Base):
-    """A recipient's profile and contact addresses, keyed by the producer's external id."""
+    """A recipient's profile and contact addresses, keyed by (tenant, external id): the
+    producers of one tenant share customers, two tenants never do."""
 
     __tablename__ = "customers"
+    __table_args__ = (
+        UniqueConstraint("tenant", "external_id", name="uq_customers_tenant_external_id"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
-    external_id: Mapped[str] = mapped_column(String(128), unique=True)
+    tenant: Mapped[str] = _tenant()
+    external_id: Mapped[str] = mapped_column(String(128))
     name: Mapped[str | None] = mapped_column(String(200))
     phone: Mapped[str | None] = mapped_column(String(32))
     email: Mapped[str | None] = mapped_column(String(320))
@@ -45,6 +59,10 @@ class Customer(Base):
     time_zone: Mapped[str] = mapped_column(String(64), default="Europe/Warsaw")
     segment: Mapped[str] = mapped_column(String(16), default="individual")
     preferences: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # When the contact details last changed: an event's occurred_at for inline details, the
+    # request time for an API change. Inline details older than this are never applied, so a
+    # retried or late event cannot revert a newer (e.g. verified) phone.
+    details_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -59,6 +77,7 @@ class Event(Base):
         Index("ix_events_parcel", "tracking_number"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
+    tenant: Mapped[str] = _tenant()
     producer: Mapped[str] = mapped_column(String(128))
     event_id: Mapped[str] = mapped_column(String(128))
     type: Mapped[str] = mapped_column(String(64))
@@ -138,6 +157,7 @@ class ConsentRecord(Base):
     __tablename__ = "consents"
     __table_args__ = (Index("ix_consents_customer", "customer_id", "recorded_at"),)
     id: Mapped[int] = mapped_column(primary_key=True)
+    tenant: Mapped[str] = _tenant()
     customer_id: Mapped[str] = mapped_column(String(128))
     purpose: Mapped[str] = mapped_column(String(32))
     channel: Mapped[str] = mapped_column(String(32))
@@ -155,6 +175,7 @@ class PushSubscriptionRow(Base):
     __tablename__ = "push_subscriptions"
     __table_args__ = (Index("ix_push_subscriptions_customer", "customer_pk", "active"),)
     id: Mapped[int] = mapped_column(primary_key=True)
+    tenant: Mapped[str] = _tenant()
     customer_pk: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
     endpoint: Mapped[str] = mapped_column(String(1024), unique=True)
     p256dh: Mapped[str] = mapped_column(String(256))
@@ -170,8 +191,12 @@ class CustomerTombstone(Base):
     """What is left of an erased customer: a keyed, non-reversible digest of the external id."""
 
     __tablename__ = "customer_tombstones"
+    __table_args__ = (
+        UniqueConstraint("tenant", "digest", name="uq_customer_tombstones_tenant_digest"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
-    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    tenant: Mapped[str] = _tenant()
+    digest: Mapped[str] = mapped_column(String(64))
     erased_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 # throttling: the limiter's tables are defined with its SQL backend; registered here so that
@@ -186,13 +211,20 @@ for _table in _throttle_metadata.tables.values():
 
 
 class ChannelSuppression(Base):
-    """An address the hub must not use on a channel (STOP, invalid number, hard bounce)."""
+    """An address the hub must not use on a channel (STOP, invalid number, hard bounce).
+
+    Looked up by `address_digest` (keyed hash): erasure clears `address` and `detail` but
+    keeps the row, so an erased number that texted STOP is still never texted again."""
 
     __tablename__ = "channel_suppressions"
-    __table_args__ = (Index("ix_channel_suppressions_address", "channel", "address"),)
+    __table_args__ = (
+        Index("ix_channel_suppressions_digest", "tenant", "channel", "address_digest"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
+    tenant: Mapped[str] = _tenant()
     channel: Mapped[str] = mapped_column(String(32))
-    address: Mapped[str] = mapped_column(String(512))
+    address: Mapped[str | None] = mapped_column(String(512))
+    address_digest: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(64))
     detail: Mapped[str | None] = mapped_column(Text)
@@ -204,10 +236,14 @@ class InboundKeyword(Base):
     """A consent keyword a recipient sent us (SMS STOP/START...), independent of notifications."""
 
     __tablename__ = "inbound_keywords"
-    __table_args__ = (Index("ix_inbound_keywords_address", "channel", "address"),)
+    __table_args__ = (
+        Index("ix_inbound_keywords_digest", "tenant", "channel", "address_digest"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
+    tenant: Mapped[str] = _tenant()
     channel: Mapped[str] = mapped_column(String(32))
-    address: Mapped[str] = mapped_column(String(512))
+    address: Mapped[str | None] = mapped_column(String(512))  # cleared by erasure
+    address_digest: Mapped[str] = mapped_column(String(64))
     keyword: Mapped[str] = mapped_column(String(32))
     action: Mapped[str] = mapped_column(String(16))
     provider: Mapped[str] = mapped_column(String(32))

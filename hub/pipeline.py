@@ -13,8 +13,10 @@ from channels import ChannelAdapter, ErrorClass
 from hub import failpoints
 from hub.customers import (
     Recipient,
+    customer_key,
     erased_recipient,
     load_recipient,
+    send_fence,
     tombstone_key,
     upsert_inline,
 )
@@ -109,12 +111,15 @@ class Pipeline:
             if event is None or event.payload is None:
                 return None
             payload = event.payload
-            customer = upsert_inline(session, payload["customer"], self.erasure_key)
-            if customer is None:  # erased: skip every channel, keep nothing personal
-                recipient = erased_recipient(payload["customer"]["id"])
+            tenant, ref = event.tenant, payload["customer"]
+            customer = upsert_inline(session, tenant, ref, self.erasure_key,
+                                     occurred_at=event.occurred_at)
+            if customer is None:  # erased: the event keeps nothing personal
+                recipient = erased_recipient(ref["id"], customer_key(self.erasure_key, tenant,
+                                                                     ref["id"]))
                 scrub_erased_event(event, self.erasure_key)
             else:
-                recipient = load_recipient(session, customer)
+                recipient = load_recipient(session, customer, self.erasure_key)
             event.state = "processing"
             session.flush()
             raw = {} if customer is None else dict(customer.preferences or {})
@@ -174,7 +179,8 @@ class Pipeline:
             )
         renderer = self.stages.renderer
         context = renderer.context(
-            payload, {"customer_id": profile.customer_id, "name": profile.name,
+            payload, {"customer_id": profile.customer_id, "tenant": loaded.recipient.tenant,
+                      "name": profile.name,
                       "segment": profile.segment, "time_zone": profile.time_zone},
             now=utcnow(), channel=channel, category=etype.category,
             items=digest_items(verdict.digest) if verdict.digest else None)
@@ -191,13 +197,16 @@ class Pipeline:
         if adapter is None:
             self.stages.limiter.release(request)
             return ChannelDecision(channel, Outcome.FAILED, "channel_unavailable")
-        result = deliver(
-            self.db,
-            adapter,
-            Envelope(loaded.event_pk, profile.customer_id, parcel.get("tracking_number"),
-                     etype.name, channel, address, rendered.locale, rendered.parts,
-                     _metadata(etype, parcel, channel, rendered, context.links.unsubscribe)),
-        )
+        with send_fence(self.db, loaded.recipient.tenant, self.erasure_key,
+                        profile.customer_id) as alive:  # an erasure waits for this send
+            if not alive:
+                self.stages.limiter.release(request)
+                return ChannelDecision(channel, Outcome.SKIPPED, "erased",
+                                       "erased while the job was in flight; not sent")
+            result = deliver(self.db, adapter, Envelope(
+                loaded.event_pk, profile.customer_id, parcel.get("tracking_number"), etype.name,
+                channel, address, rendered.locale, rendered.parts,
+                _metadata(etype, parcel, channel, rendered, context.links.unsubscribe)))
         if result.ok:
             fallback = (f"; template fallback: {', '.join(rendered.fallbacks)}"
                         if rendered.fallbacks else "")
@@ -250,7 +259,7 @@ def throttle_request(loaded: _Loaded, channel: str) -> ThrottleRequest:
     deadline = (parcel.get("pickup_point") or {}).get("deadline")
     overrides = loaded.throttling
     return ThrottleRequest(
-        customer_id=profile.customer_id,
+        customer_id=loaded.recipient.customer_key,  # pseudonymous, per tenant
         channel=channel,
         category=etype.category,
         event_type=etype.name,

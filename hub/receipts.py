@@ -16,11 +16,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.consents import stop_channel
-from hub.customers import deactivate_push_subscription, find_customers_by_phone, get_customer
+from hub.customers import (
+    deactivate_push_subscription,
+    find_customers_by_phone,
+    get_customer,
+    tombstone_key,
+)
 from hub.db import utcnow
 from hub.logs import get_logger
-from hub.models import Customer, InboundKeyword, Notification
-from hub.suppressions import lift, suppress
+from hub.models import DEFAULT_TENANT, Customer, Event, InboundKeyword, Notification
+from hub.settings import get_settings
+from hub.suppressions import address_digest, lift, suppress
 from preferences import ConsentSource, preferences_from_json, preferences_to_json
 from preferences.model import DEFAULT_CHANNELS
 
@@ -57,6 +63,25 @@ class ConsentSignal:
     action: KeywordAction
     keyword: str
     source: str
+    tenant: str = DEFAULT_TENANT
+
+
+def notification_tenant(session: Session, row: Notification) -> str:
+    """The tenant a send record belongs to (that of its event)."""
+    return session.scalar(select(Event.tenant).where(Event.id == row.event_pk)) or DEFAULT_TENANT
+
+
+def _address_tenant(session: Session, channel: str, address: str) -> str:
+    """The tenant of the latest send to this address (callers that hold no send record)."""
+    tenant = session.scalar(
+        select(Event.tenant).join(Notification, Notification.event_pk == Event.id)
+        .where(Notification.channel == channel, Notification.address == address)
+        .order_by(Notification.id.desc()).limit(1))
+    return tenant or DEFAULT_TENANT
+
+
+def _key(key: str | None) -> str:
+    return key if key is not None else tombstone_key(get_settings())
 
 
 def find_notification(session: Session, key: str | None, provider_message_id: str | None,
@@ -95,14 +120,17 @@ def apply_status(row: Notification, status: str, *, provider_message_id: str | N
 
 
 def deactivate_address(session: Session, channel: str, address: str, reason: str,
-                       source: str, opted_out: bool = False) -> None:
-    """Stops using a dead address: a push subscription is deactivated, others suppressed.
+                       source: str, opted_out: bool = False, *, tenant: str | None = None,
+                       key: str | None = None) -> None:
+    """Stops using a dead address: a push subscription is deactivated, others suppressed
+    for the tenant (default: the tenant of the latest send to the address).
 
     `opted_out` (the provider says the recipient unsubscribed) is a consent withdrawal.
     """
+    tenant = tenant or _address_tenant(session, channel, address)
     if opted_out:
         consent_change(session, ConsentSignal(channel, address, KeywordAction.WITHDRAW,
-                                              "provider_opt_out", source))
+                                              "provider_opt_out", source, tenant), key)
         return
     if channel == "push":
         try:
@@ -111,7 +139,7 @@ def deactivate_address(session: Session, channel: str, address: str, reason: str
             endpoint = address
         deactivate_push_subscription(session, endpoint, reason)
         return
-    suppress(session, channel, address, "dead_address", source, reason)
+    suppress(session, tenant, _key(key), channel, address, "dead_address", source, reason)
 
 
 def keyword_action(text: str) -> tuple[str, KeywordAction]:
@@ -121,8 +149,11 @@ def keyword_action(text: str) -> tuple[str, KeywordAction]:
 
 
 def apply_inbound_keyword(session: Session, channel: str, address: str, text: str,
-                          provider: str, provider_message_id: str | None) -> KeywordAction:
-    """Records an inbound consent keyword (independent of any notification) and applies it.
+                          provider: str, provider_message_id: str | None, *,
+                          tenant: str = DEFAULT_TENANT, key: str | None = None
+                          ) -> KeywordAction:
+    """Records an inbound consent keyword for the tenant the message was sent to
+    (independent of any notification) and applies it.
 
     Idempotent per provider message id: a redelivered webhook changes nothing twice.
     """
@@ -133,14 +164,16 @@ def apply_inbound_keyword(session: Session, channel: str, address: str, text: st
             select(InboundKeyword.id).where(
                 InboundKeyword.provider_message_id == provider_message_id)) is not None:
         return action
-    session.add(InboundKeyword(channel=channel, address=address, keyword=keyword,
-                               action=str(action), provider=provider,
+    session.add(InboundKeyword(tenant=tenant, channel=channel, address=address,
+                               address_digest=address_digest(_key(key), channel, address),
+                               keyword=keyword, action=str(action), provider=provider,
                                provider_message_id=provider_message_id))
-    consent_change(session, ConsentSignal(channel, address, action, keyword, provider))
+    consent_change(session, ConsentSignal(channel, address, action, keyword, provider, tenant),
+                   key)
     return action
 
 
-def consent_change(session: Session, signal: ConsentSignal) -> None:
+def consent_change(session: Session, signal: ConsentSignal, key: str | None = None) -> None:
     """The single place where a channel-level consent signal takes effect.
 
     A withdrawal suppresses the address on that channel and, for every customer holding
@@ -149,24 +182,27 @@ def consent_change(session: Session, signal: ConsentSignal) -> None:
     opts transactional notices back in; it does not re-grant marketing or loyalty consent,
     which needs the customer's informed opt-in (preference center).
     """
-    customers = _customers_at(session, signal.channel, signal.address)
+    tenant = signal.tenant
+    customers = _customers_at(session, tenant, signal.channel, signal.address)
     if signal.action is KeywordAction.WITHDRAW:
-        suppress(session, signal.channel, signal.address, "recipient_opt_out", signal.source,
-                 f"keyword {signal.keyword}")
+        suppress(session, tenant, _key(key), signal.channel, signal.address,
+                 "recipient_opt_out", signal.source, f"keyword {signal.keyword}")
         for customer_id in customers:
-            stop_channel(session, customer_id, signal.channel, source=_ledger_source(signal))
+            stop_channel(session, customer_id, signal.channel, source=_ledger_source(signal),
+                         tenant=tenant)
     elif signal.action is KeywordAction.GRANT:
-        lift(session, signal.channel, signal.address)
+        lift(session, tenant, _key(key), signal.channel, signal.address)
         for customer_id in customers:
-            _restore_transactional(session, customer_id, signal.channel)
+            _restore_transactional(session, tenant, customer_id, signal.channel)
     log.info("consent_signal", channel=signal.channel, action=str(signal.action),
              source=signal.source, customers=len(customers))
 
 
-def _restore_transactional(session: Session, customer_id: str, channel: str) -> None:
+def _restore_transactional(session: Session, tenant: str, customer_id: str, channel: str
+                           ) -> None:
     """Opts the channel back in for transactional notices, at its default rank (a STOP then
     START should not silently demote SMS behind e-mail)."""
-    customer = get_customer(session, customer_id)
+    customer = get_customer(session, tenant, customer_id)
     if customer is None:
         return
     prefs = preferences_to_json(preferences_from_json(customer.preferences))
@@ -176,15 +212,15 @@ def _restore_transactional(session: Session, customer_id: str, channel: str) -> 
     before = [c for c in order if c in default and default.index(c) < rank]
     position = max((order.index(c) + 1 for c in before), default=0)
     prefs["channels"]["transactional"] = [*order[:position], channel, *order[position:]]
-    customer.preferences = prefs
+    customer.preferences = {**(customer.preferences or {}), **prefs}
 
 
-def _customers_at(session: Session, channel: str, address: str) -> list[str]:
+def _customers_at(session: Session, tenant: str, channel: str, address: str) -> list[str]:
     if channel == "sms":
-        return find_customers_by_phone(session, address)
+        return find_customers_by_phone(session, tenant, address)
     if channel == "email":
-        return list(session.scalars(select(Customer.external_id)
-                                    .where(Customer.email == address)))
+        return list(session.scalars(select(Customer.external_id).where(
+            Customer.tenant == tenant, Customer.email == address)))
     return []
 
 

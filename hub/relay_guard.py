@@ -18,6 +18,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from hub.customers import tombstone_key
 from hub.db import utcnow
 from hub.logs import get_logger, mask_text
 from hub.models import ApiKey, TemplateTestSend
@@ -113,7 +114,8 @@ def admit(session: Session, settings: Settings, attempt: Attempt) -> TemplateTes
     `suppressed`. The caller checks the rate limit first (retry_after)."""
     if attempt.address not in allowed_recipients(settings, attempt.tenant):
         verdict = TestSendResult.NOT_ALLOWED
-    elif is_suppressed(session, attempt.channel, attempt.address):
+    elif is_suppressed(session, attempt.tenant, tombstone_key(settings), attempt.channel,
+                       attempt.address):
         verdict = TestSendResult.SUPPRESSED  # STOP, hard bounce, invalid number
     else:
         verdict = TestSendResult.PENDING

@@ -100,8 +100,9 @@ class CachedSandbox(ImmutableSandboxedEnvironment):
         return verdict
 
 
-# (customer id, category, channel) -> {"preferences": url, "unsubscribe": url}
-LinkFactory = Callable[[str, str, str], dict[str, str]]
+# (customer id, category, channel[, tenant]) -> {"preferences": url, "unsubscribe": url};
+# the tenant is passed only when the profile names one.
+LinkFactory = Callable[..., dict[str, str]]
 
 
 def _no_none(value: Any) -> Any:
@@ -140,12 +141,13 @@ class Renderer:
     def context(self, payload: dict[str, Any], profile: dict[str, Any], *, now: datetime,
                 items: list[dict[str, Any]] | None = None, channel: str | None = None,
                 category: str | None = None) -> RenderContext:
-        """The typed context for an event payload and profile (`customer_id`, `name`,
-        `segment`, `time_zone`), with this renderer's brand and, when a link factory is set,
+        """The typed context for an event payload and profile (`customer_id`, `tenant`,
+        `name`, `segment`, `time_zone`), with this renderer's brand and, when a link factory is set,
         the customer's signed preference and unsubscribe links for this channel."""
         links = None
         if self.links is not None and profile.get("customer_id") and channel and category:
-            links = self.links(str(profile["customer_id"]), category, channel)
+            tenant = (str(profile["tenant"]),) if profile.get("tenant") else ()
+            links = self.links(str(profile["customer_id"]), category, channel, *tenant)
         return build_context(payload, profile, now=now, brand=self.brand, items=items,
                              links=links)
 

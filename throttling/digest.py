@@ -76,6 +76,14 @@ class MemoryDigestBook:
         self._lock = threading.Lock()
         self._items: dict[str, _Held] = {}
 
+    def forget(self, customer_id: str) -> int:
+        """Erasure: drops the customer's held items; returns how many."""
+        with self._lock:
+            gone = [t for t, held in self._items.items() if held.customer_id == customer_id]
+            for token in gone:
+                del self._items[token]
+            return len(gone)
+
     def hold(self, customer_id: str, item: DigestItem, due: datetime) -> datetime:
         """See DigestBook.hold."""
         with self._lock:

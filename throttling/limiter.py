@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from datetime import datetime
+from typing import Any
 
 from throttling.backends.base import CounterStore
 from throttling.decision import (
@@ -58,6 +59,22 @@ class PolicyLimiter:
         if purge is None:
             return 0
         return int(purge(int((now - LEDGER_RETENTION).timestamp() * 1000)))
+
+    def export(self, customer_id: str) -> dict[str, Any]:
+        """What a backend outside the hub's database (Redis) keeps for the customer; the SQL
+        backend's rows are exported with the rest of the store."""
+        export = getattr(self.store, "export", None)
+        return dict(export(customer_id)) if export is not None else {}
+
+    def forget(self, customer_id: str) -> int:
+        """Erasure: the backend and the digest book drop everything kept for the customer
+        (pass the pseudonymous key the requests used); returns how many entries went."""
+        gone = 0
+        for part in (self.store, self.digests):
+            forget = getattr(part, "forget", None)
+            if forget is not None:
+                gone += int(forget(customer_id))
+        return gone
 
     def check(self, request: ThrottleRequest) -> ThrottleDecision:
         """Allows (taking the cap slots), defers until an instant, or drops with a reason."""

@@ -27,9 +27,8 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
         if not token:
             raise Problem(401, "unauthorized", "An API key is required (Authorization: Bearer).")
         verifier = request.app.state.runtime.verifier
-        principal = verifier.cached(token)
-        if principal is None:  # a store lookup: keep it off the event loop
-            principal = await anyio.to_thread.run_sync(verifier.verify, token)
+        # A store lookup on every request (so a revocation is immediate): off the event loop.
+        principal = await anyio.to_thread.run_sync(verifier.verify, token)
         if principal is None:
             raise Problem(401, "unauthorized", "The API key is unknown or revoked.")
         if not principal.allows(scope):

@@ -13,11 +13,13 @@ import json
 import time
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 from starlette.concurrency import run_in_threadpool
 from twilio.request_validator import RequestValidator
 
 from hub.api.problems import Problem
+from hub.customers import tombstone_key
+from hub.models import DEFAULT_TENANT
 from hub.receipts import (
     ConsentSignal,
     KeywordAction,
@@ -26,6 +28,7 @@ from hub.receipts import (
     consent_change,
     deactivate_address,
     find_notification,
+    notification_tenant,
 )
 from hub.settings import Settings
 from hub.transports import push_public_key
@@ -89,21 +92,35 @@ def _twilio_status(request: Request, params: dict[str, str], status: str) -> Non
         if code in ("21610", "30004", "30005", "30006") and row.address:
             # unsubscribed, blocked, unknown or landline destination: stop using it
             deactivate_address(session, "sms", row.address, f"twilio error {code}", "twilio",
-                               opted_out=code == "21610")
+                               opted_out=code == "21610", tenant=notification_tenant(session, row),
+                               key=tombstone_key(_settings(request)))
 
 
 @router.post("/webhooks/twilio/inbound")
 async def twilio_inbound(request: Request) -> Response:
-    """An SMS from a recipient: STOP/START (and synonyms) withdraw or grant SMS consent."""
+    """An SMS from a recipient to the default tenant's number: STOP/START (and synonyms)
+    withdraw or grant SMS consent."""
     params = await _twilio_form(request)
-    await run_in_threadpool(_twilio_inbound, request, params)
+    await run_in_threadpool(_twilio_inbound, request, params, DEFAULT_TENANT)
     return Response(EMPTY_TWIML, media_type="text/xml")
 
 
-def _twilio_inbound(request: Request, params: dict[str, str]) -> KeywordAction:
+@router.post("/webhooks/twilio/inbound/{tenant}")
+async def twilio_inbound_tenant(
+    request: Request, tenant: str = Path(min_length=1, max_length=64, pattern=r"^[\w.-]+$"),
+) -> Response:
+    """The same for a tenant's own numbers: each tenant's Twilio numbers point their
+    inbound webhook here; Twilio signs the full URL, so the tenant cannot be forged."""
+    params = await _twilio_form(request)
+    await run_in_threadpool(_twilio_inbound, request, params, tenant)
+    return Response(EMPTY_TWIML, media_type="text/xml")
+
+
+def _twilio_inbound(request: Request, params: dict[str, str], tenant: str) -> KeywordAction:
     with request.app.state.runtime.db.transaction() as session:
         return apply_inbound_keyword(session, "sms", params.get("From", ""),
-                                     params.get("Body", ""), "twilio", params.get("MessageSid"))
+                                     params.get("Body", ""), "twilio", params.get("MessageSid"),
+                                     tenant=tenant, key=tombstone_key(_settings(request)))
 
 
 @router.post("/webhooks/sendgrid/events")
@@ -157,20 +174,22 @@ def _sendgrid_apply(request: Request, events: list[Any]) -> int:
             if apply_status(row, status, detail=str(detail) if detail else None,
                             receipt_id=receipt, source="sendgrid"):
                 applied += 1
-                _sendgrid_address_effects(session, kind, event, row.address)
+                _sendgrid_address_effects(session, kind, event, row.address,
+                                          notification_tenant(session, row),
+                                          tombstone_key(_settings(request)))
     return applied
 
 
 def _sendgrid_address_effects(session: Any, kind: str, event: dict[str, Any],
-                              address: str | None) -> None:
+                              address: str | None, tenant: str, key: str) -> None:
     if not address:
         return
     if kind == "bounce" and event.get("type", "bounce") == "bounce":
         deactivate_address(session, "email", address, f"hard bounce: {event.get('reason')}",
-                           "sendgrid")
+                           "sendgrid", tenant=tenant, key=key)
     elif kind in ("unsubscribe", "group_unsubscribe", "spamreport"):
         consent_change(session, ConsentSignal("email", address, KeywordAction.WITHDRAW,
-                                              kind, "sendgrid"))
+                                              kind, "sendgrid", tenant), key)
 
 
 @router.get("/push/vapid-public-key")

@@ -14,6 +14,7 @@ from hub.api.auth import require
 from hub.api.problems import Problem
 from hub.consents import ClaimedTime, record_consent
 from hub.customers import (
+    EndpointTaken,
     active_push_subscriptions,
     consent_entries,
     get_customer,
@@ -22,9 +23,10 @@ from hub.customers import (
     set_email,
     set_phone,
     tombstone_key,
+    touch_details,
 )
 from hub.events import event_types
-from hub.gdpr import consent_json, erase_customer, export_customer, state_json
+from hub.gdpr import consent_json, erase, export_customer, forget_outside_store, state_json
 from hub.keys import Principal, Scope
 from hub.links import preference_link
 from hub.models import Customer, PushSubscriptionRow
@@ -141,11 +143,13 @@ def _key(request: Request) -> str:
     return tombstone_key(request.app.state.runtime.settings)
 
 
-def _existing(session: Session, request: Request, customer_id: str) -> Customer:
-    customer = get_customer(session, customer_id)
+def _existing(session: Session, request: Request, who: Principal, customer_id: str
+              ) -> Customer:
+    """The caller's tenant's customer; another tenant's is 404 as if it did not exist."""
+    customer = get_customer(session, who.tenant, customer_id)
     if customer is not None:
         return customer
-    if is_erased(session, _key(request), customer_id):
+    if is_erased(session, who.tenant, _key(request), customer_id):
         raise Problem(410, "erased", f"Customer {customer_id!r} was erased on request.")
     raise Problem(404, "not-found", f"No customer {customer_id!r}.")
 
@@ -168,7 +172,7 @@ def customer_json(session: Session, customer: Customer) -> dict[str, Any]:
 @router.put("/{customer_id}", responses={201: {"description": "Created"},
                                           410: {"description": "Erased on request"}})
 def put_customer(customer_id: CustomerId, body: CustomerIn, request: Request,
-                 response: Response, _who: Writer) -> dict[str, Any]:
+                 response: Response, who: Writer) -> dict[str, Any]:
     """Creates or replaces a profile; the phone must be a valid mobile number (stored E.164)."""
     locale = _locale(body.locale)
     try:
@@ -180,14 +184,15 @@ def put_customer(customer_id: CustomerId, body: CustomerIn, request: Request,
     except AddressError as exc:
         raise _invalid("phone", exc) from exc
     with _session(request) as session:
-        if is_erased(session, _key(request), customer_id):
+        if is_erased(session, who.tenant, _key(request), customer_id):
             raise Problem(410, "erased", f"Customer {customer_id!r} was erased on request; "
                           "use a new id for a new customer.")
-        customer = get_customer(session, customer_id)
+        customer = get_customer(session, who.tenant, customer_id)
         if customer is None:
-            customer = Customer(external_id=customer_id, preferences={})
+            customer = Customer(tenant=who.tenant, external_id=customer_id, preferences={})
             session.add(customer)
             response.status_code = 201
+        touch_details(customer)  # newer than any earlier event's inline details
         customer.name, customer.locale, customer.tone = body.name, locale, body.tone
         customer.time_zone, customer.segment = zone, body.segment
         set_phone(customer, phone, body.phone_verified)
@@ -197,37 +202,45 @@ def put_customer(customer_id: CustomerId, body: CustomerIn, request: Request,
 
 
 @router.get("/{customer_id}")
-def get_customer_route(customer_id: CustomerId, request: Request, _who: Writer
+def get_customer_route(customer_id: CustomerId, request: Request, who: Writer
                        ) -> dict[str, Any]:
     """The profile with its addresses and active push subscriptions."""
     with _reader(request) as session:
-        return customer_json(session, _existing(session, request, customer_id))
+        return customer_json(session, _existing(session, request, who, customer_id))
 
 
 @router.delete("/{customer_id}", status_code=204)
-def delete_customer(customer_id: CustomerId, request: Request, _who: Writer) -> Response:
+def delete_customer(customer_id: CustomerId, request: Request, who: Writer) -> Response:
     """Erases the customer's personal data everywhere and keeps a tombstone (idempotent)."""
-    with _session(request) as session:
-        erase_customer(session, _key(request), customer_id)
+    runtime = request.app.state.runtime
+    erasure = erase(runtime.db, who.tenant, _key(request), customer_id)
+    if erasure is None:
+        raise Problem(404, "not-found", f"No customer {customer_id!r}.")
+    stages = runtime.pipeline.stages
+    forget_outside_store(erasure, stages.limiter, stages.transports)
     return Response(status_code=204)
 
 
 @router.get("/{customer_id}/export")
-def export_route(customer_id: CustomerId, request: Request, _who: Writer) -> dict[str, Any]:
+def export_route(customer_id: CustomerId, request: Request, who: Writer) -> dict[str, Any]:
     """Everything held about the customer (GDPR access / portability)."""
     with _reader(request) as session:
-        _existing(session, request, customer_id)
-        data = export_customer(session, customer_id)
+        _existing(session, request, who, customer_id)
+        data = export_customer(session, who.tenant, _key(request), customer_id)
     assert data is not None
+    limiter = request.app.state.runtime.pipeline.stages.limiter
+    outside = getattr(limiter, "export", None)  # counters kept in Redis, if any
+    if outside is not None:
+        data["throttling"]["backend"] = outside(data["throttling"]["customer_key"])
     return data
 
 
 @router.get("/{customer_id}/preferences")
-def get_preferences(customer_id: CustomerId, request: Request, _who: Writer
+def get_preferences(customer_id: CustomerId, request: Request, who: Writer
                     ) -> dict[str, Any]:
     """Channels per category, opt-outs, quiet hours, frequency, language and tone."""
     with _reader(request) as session:
-        customer = _existing(session, request, customer_id)
+        customer = _existing(session, request, who, customer_id)
         return preferences_json(customer)
 
 
@@ -239,7 +252,7 @@ def preferences_json(customer: Customer) -> dict[str, Any]:
 
 @router.put("/{customer_id}/preferences")
 def put_preferences(customer_id: CustomerId, body: PreferencesIn, request: Request,
-                    _who: Writer) -> dict[str, Any]:
+                    who: Writer) -> dict[str, Any]:
     """Replaces the preferences (left-out categories get the defaults)."""
     for category, order in body.channels.items():
         if len(set(order)) != len(order):
@@ -257,57 +270,62 @@ def put_preferences(customer_id: CustomerId, body: PreferencesIn, request: Reque
     )
     locale = _locale(body.locale) if body.locale else None
     with _session(request) as session:
-        customer = _existing(session, request, customer_id)
-        customer.preferences = preferences_to_json(prefs)
+        customer = _existing(session, request, who, customer_id)
+        # Keys besides the customer's own choices (operator `throttling` overrides) stay.
+        customer.preferences = {**(customer.preferences or {}), **preferences_to_json(prefs)}
         customer.locale = locale or customer.locale
         customer.tone = body.tone or customer.tone
         return preferences_json(customer)
 
 
 @router.get("/{customer_id}/consents")
-def get_consents(customer_id: CustomerId, request: Request, _who: Writer) -> dict[str, Any]:
+def get_consents(customer_id: CustomerId, request: Request, who: Writer) -> dict[str, Any]:
     """The full ledger history and the current state derived from it."""
     with _reader(request) as session:
-        _existing(session, request, customer_id)
-        entries = consent_entries(session, customer_id)
+        _existing(session, request, who, customer_id)
+        entries = consent_entries(session, who.tenant, customer_id)
         return {"history": [consent_json(e) for e in entries], "state": state_json(entries)}
 
 
 @router.post("/{customer_id}/consents", status_code=201)
-def post_consent(customer_id: CustomerId, body: ConsentIn, request: Request, _who: Writer
+def post_consent(customer_id: CustomerId, body: ConsentIn, request: Request, who: Writer
                  ) -> dict[str, Any]:
     """Appends a grant or withdrawal to the ledger (rows are never changed afterwards)."""
     with _session(request) as session:
-        _existing(session, request, customer_id)
+        _existing(session, request, who, customer_id)
         row = record_consent(session, customer_id, body.purpose, body.channel, body.action,
                              body.source, legal_basis=body.legal_basis,
-                             text_version=body.text_version, at=body.at)
-        entries = consent_entries(session, customer_id)
+                             text_version=body.text_version, at=body.at, tenant=who.tenant)
+        entries = consent_entries(session, who.tenant, customer_id)
         recorded = next(consent_json(e) for e in entries if e.sequence == row.id)
         return {"recorded": recorded, "state": state_json(entries)}
 
 
 @router.post("/{customer_id}/push-subscriptions", status_code=201)
 def post_push(customer_id: CustomerId, body: PushSubscriptionIn, request: Request,
-              _who: Writer) -> dict[str, Any]:
+              who: Writer) -> dict[str, Any]:
     """Adds a browser push subscription (the PushSubscription JSON); several are allowed."""
     if body.endpoint.scheme != "https":
         raise Problem(422, "validation", "endpoint: push endpoints must use https")
     expires = (datetime.fromtimestamp(body.expiration_time / 1000, UTC)
                if body.expiration_time else None)
     with _session(request) as session:
-        customer = _existing(session, request, customer_id)
-        row = save_push_subscription(session, customer, str(body.endpoint), body.keys.p256dh,
-                                     body.keys.auth, expires)
+        customer = _existing(session, request, who, customer_id)
+        try:
+            row = save_push_subscription(session, customer, str(body.endpoint),
+                                         body.keys.p256dh, body.keys.auth, expires)
+        except EndpointTaken as exc:
+            raise Problem(409, "endpoint-taken", "This push endpoint is registered to another "
+                          "customer; it must be removed there first.") from exc
         return {"id": row.id, "endpoint": row.endpoint, "active": row.active}
 
 
 @router.delete("/{customer_id}/push-subscriptions", status_code=204)
 def delete_push(customer_id: CustomerId, body: PushEndpoint, request: Request,
-                _who: Writer) -> Response:
+                who: Writer) -> Response:
     """Removes the subscription with this endpoint (body: `{"endpoint": ...}`)."""
     with _session(request) as session:
-        customer = _existing(session, request, customer_id)
+        customer = _existing(session, request, who, customer_id)
         row = session.scalar(select(PushSubscriptionRow).where(
             PushSubscriptionRow.customer_pk == customer.id,
             PushSubscriptionRow.endpoint == str(body.endpoint)))
@@ -318,12 +336,12 @@ def delete_push(customer_id: CustomerId, body: PushEndpoint, request: Request,
 
 
 @router.post("/{customer_id}/preference-link")
-def post_preference_link(customer_id: CustomerId, request: Request, _who: Writer
+def post_preference_link(customer_id: CustomerId, request: Request, who: Writer
                          ) -> dict[str, Any]:
     """A signed, expiring preference-center link for the customer, to put into messages."""
     settings = request.app.state.runtime.settings
     with _session(request) as session:
-        _existing(session, request, customer_id)
-    return {"url": preference_link(settings, customer_id),
+        _existing(session, request, who, customer_id)
+    return {"url": preference_link(settings, customer_id, who.tenant),
             "expires_in_days": settings.preference_link_days}
 

@@ -42,10 +42,10 @@ def _reply(result: IntakeResult) -> IntakeReply:
                        href=f"/v1/events/{result.event_id}")
 
 
-def _accept(request: Request, producer: str, events: list[EventIn]) -> list[IntakeResult]:
+def _accept(request: Request, who: Principal, events: list[EventIn]) -> list[IntakeResult]:
     runtime = request.app.state.runtime
     try:
-        results = accept(runtime.db, producer, events)
+        results = accept(runtime.db, who.producer, events, tenant=who.tenant)
     except IdempotencyConflict as exc:
         raise Problem(409, "idempotency-conflict",
                       f"Event id(s) already used with different content: {exc}",
@@ -63,7 +63,7 @@ def post_event(
     who: Principal = Depends(require(Scope.EVENTS_WRITE)),
 ) -> IntakeReply:
     """Accepts one event; it is durable when this returns 202 (or 200 for a re-post)."""
-    (result,) = _accept(request, who.producer, [event])
+    (result,) = _accept(request, who, [event])
     if result.status is IntakeStatus.DUPLICATE:
         response.status_code = 200
     return _reply(result)
@@ -75,7 +75,7 @@ def post_batch(
     who: Principal = Depends(require(Scope.EVENTS_WRITE)),
 ) -> BatchReply:
     """Accepts up to 500 events in one transaction: all are stored, or none."""
-    results = _accept(request, who.producer, batch.events)
+    results = _accept(request, who, batch.events)
     accepted = sum(r.status is IntakeStatus.ACCEPTED for r in results)
     if not accepted:
         response.status_code = 200

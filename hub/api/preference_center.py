@@ -106,7 +106,7 @@ def _db(request: Request) -> Any:
 def center_context(session: Session, customer: Customer) -> dict[str, Any]:
     """What the form shows: channels per category (consent state for consent categories)."""
     prefs = preferences_from_json(customer.preferences)
-    state = derive_state(consent_entries(session, customer.external_id))
+    state = derive_state(consent_entries(session, customer.tenant, customer.external_id))
     checked = {}
     for category in CATEGORIES:
         order = prefs.order_for(category)
@@ -143,7 +143,7 @@ def _quiet(form: Form) -> QuietHours | None:
 
 def save_center(session: Session, customer: Customer, form: Form) -> None:
     """Applies a submitted form; consent changes go to the ledger (`preference_center`)."""
-    state = derive_state(consent_entries(session, customer.external_id))
+    state = derive_state(consent_entries(session, customer.tenant, customer.external_id))
     channels: dict[str, tuple[str, ...]] = {}
     for category in CATEGORIES:
         picked = [c for c in CHANNELS if c in form.get(category, [])]
@@ -156,7 +156,8 @@ def save_center(session: Session, customer: Customer, form: Form) -> None:
             granted = state.status(category, channel) is ConsentAction.GRANTED
             if (channel in picked) != granted:
                 set_consent(session, customer.external_id, category, channel, not granted,
-                            ConsentSource.PREFERENCE_CENTER, CONSENT_TEXT_VERSION)
+                            ConsentSource.PREFERENCE_CENTER, CONSENT_TEXT_VERSION,
+                            tenant=customer.tenant)
     frequency = _first(form, "frequency")
     prefs = Preferences(
         channels=channels,
@@ -164,7 +165,8 @@ def save_center(session: Session, customer: Customer, form: Form) -> None:
         quiet_hours=_quiet(form),
         frequency=Frequency(frequency) if frequency in set(Frequency) else Frequency.ALL,
     )
-    customer.preferences = preferences_to_json(prefs)
+    # Keys besides the customer's own choices (operator `throttling` overrides) stay.
+    customer.preferences = {**(customer.preferences or {}), **preferences_to_json(prefs)}
     if _first(form, "locale") in SUPPORTED_LOCALES:
         customer.locale = _first(form, "locale")
     if _first(form, "tone") in ("formal", "informal"):
@@ -174,11 +176,11 @@ def save_center(session: Session, customer: Customer, form: Form) -> None:
 @router.get("/p/{token}", response_class=HTMLResponse)
 def preference_center(token: str, request: Request) -> HTMLResponse:
     """The preference center for the customer the signed token names."""
-    customer_id = read_preference_token(request.app.state.runtime.settings, token)
-    if customer_id is None:
+    scope = read_preference_token(request.app.state.runtime.settings, token)
+    if scope is None:
         return _error(request)
     with _db(request).sessions() as session:
-        customer = get_customer(session, customer_id)
+        customer = get_customer(session, scope.tenant, scope.customer_id)
         if customer is None:
             return _error(request, 410)
         lang = _lang(request, customer)
@@ -192,14 +194,14 @@ def preference_center(token: str, request: Request) -> HTMLResponse:
 @router.post("/p/{token}", response_model=None)
 async def save_preference_center(token: str, request: Request) -> Response:
     """Saves the form and redirects back to the page (post/redirect/get)."""
-    customer_id = read_preference_token(request.app.state.runtime.settings, token)
-    if customer_id is None:
+    scope = read_preference_token(request.app.state.runtime.settings, token)
+    if scope is None:
         return _error(request)
     form = await _form(request)
 
     def save() -> str | None:
         with _db(request).transaction() as session:
-            customer = get_customer(session, customer_id)
+            customer = get_customer(session, scope.tenant, scope.customer_id)
             if customer is None:
                 return None
             save_center(session, customer, form)
@@ -222,13 +224,13 @@ def _unsubscribe_page(request: Request, token: str, state: str, undo: str | None
     scope = read_unsubscribe_token(settings, token)
     assert scope is not None
     with _db(request).sessions() as session:
-        customer = get_customer(session, scope.customer_id)
+        customer = get_customer(session, scope.tenant, scope.customer_id)
     lang = _lang(request, customer)
     t = texts()[lang]
     return _page("unsubscribe.html", lang, state=state, action=f"/u/{token}", undo=undo,
                  category=t.get(f"cat_{scope.category}", scope.category),
                  channel=t.get(f"channel_{scope.channel}", scope.channel),
-                 preferences_url=preference_link(settings, scope.customer_id)
+                 preferences_url=preference_link(settings, scope.customer_id, scope.tenant)
                  if customer else None)
 
 
@@ -253,9 +255,10 @@ async def unsubscribe_post(token: str, request: Request) -> Response:
 
     def withdraw() -> Revert | None:
         with _db(request).transaction() as session:
-            if get_customer(session, scope.customer_id) is None:
+            if get_customer(session, scope.tenant, scope.customer_id) is None:
                 return None
-            return unsubscribe(session, scope.customer_id, scope.category, scope.channel)
+            return unsubscribe(session, scope.customer_id, scope.category, scope.channel,
+                               tenant=scope.tenant)
 
     revert = await run_in_threadpool(withdraw)
     log.info("unsubscribed", category=scope.category, channel=scope.channel)
@@ -278,12 +281,13 @@ async def unsubscribe_undo(token: str, request: Request) -> Response:
 
     def restore() -> bool:
         with _db(request).transaction() as session:
-            if grant is None or get_customer(session, scope.customer_id) is None:
+            if grant is None or get_customer(session, scope.tenant, scope.customer_id) is None:
                 return False
             if not spend_undo_token(session, grant.token_id, lifetime):
                 return False
             return undo_unsubscribe(session, scope.customer_id, scope.category,
-                                    scope.channel, Revert(grant.kind, grant.ref))
+                                    scope.channel, Revert(grant.kind, grant.ref),
+                                    tenant=scope.tenant)
 
     restored = await run_in_threadpool(restore)
     log.info("unsubscribe_undo", category=scope.category, channel=scope.channel,

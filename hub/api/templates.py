@@ -188,14 +188,12 @@ class TestSendRecordOut(BaseModel):
     at: datetime
 
 
-def _tenant(who: Principal) -> str:
-    return str(getattr(who, "tenant", "default"))  # Principal.tenant lands with tenants
 
 
 def _admit(request: Request, who: Principal, body: TestSendIn, address: str) -> tuple[int, str]:
     """Rate limit, allow-list and suppressions in one transaction; the attempt's record."""
     runtime = request.app.state.runtime
-    attempt = relay_guard.Attempt(_tenant(who), who.key_id, body.channel, address,
+    attempt = relay_guard.Attempt(who.tenant, who.key_id, body.channel, address,
                                   body.event_type, body.locale)
     with runtime.db.transaction() as session:
         wait = relay_guard.retry_after(session, runtime.settings, who.key_id, utcnow())
@@ -265,7 +263,7 @@ def test_sends(request: Request, who: Sender,
                limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[TestSendRecordOut]:
     """The tenant's latest test-sends (recipients masked), newest first, for operators."""
     with request.app.state.runtime.db.sessions() as session:
-        rows = relay_guard.recent(session, _tenant(who), limit)
+        rows = relay_guard.recent(session, who.tenant, limit)
         return [TestSendRecordOut(id=r.id, key_id=r.key_id, recipient=r.recipient,
                                   event_type=r.event_type, channel=r.channel,
                                   locale=r.locale, result=r.result,

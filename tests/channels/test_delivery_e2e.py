@@ -95,7 +95,7 @@ def _register(hub, fake_push, public, customer="c-push"):
     takes https endpoints only; the fake listens on plain http)."""
     subscription = fake_push.subscribe(public)
     with hub.runtime.db.transaction() as session:
-        row = get_customer(session, customer)
+        row = get_customer(session, "default", customer)
         if row is None:
             row = Customer(external_id=customer, preferences={})
             session.add(row)

@@ -73,7 +73,7 @@ def test_push_subscriptions(client: TestClient, runtime: HubRuntime) -> None:
         assert deactivate_push_subscription(session, second["endpoint"], "410 Gone")
         assert not deactivate_push_subscription(session, second["endpoint"], "410 Gone")
     with runtime.db.sessions() as session:
-        profile = load_recipient(session, get_customer(session, "c-1")).profile
+        profile = load_recipient(session, get_customer(session, "default", "c-1"), "k").profile
         assert [s.endpoint for s in profile.push_subscriptions] == [SUB["endpoint"]]
     gone = client.request("DELETE", "/v1/customers/c-1/push-subscriptions",
                           json={"endpoint": SUB["endpoint"]})

@@ -98,10 +98,10 @@ def test_upsert_inline_respects_the_tombstone(client: TestClient, runtime: HubRu
     client.delete("/v1/customers/c-1001")
     key = tombstone_key(runtime.settings)
     with runtime.db.transaction() as session:
-        assert upsert_inline(session, ANNA, key) is None
-        assert upsert_inline(session, {"id": "c-new"}, key) is not None
+        assert upsert_inline(session, "default", ANNA, key) is None
+        assert upsert_inline(session, "default", {"id": "c-new"}, key) is not None
     with runtime.db.sessions() as session:
-        assert get_customer(session, "c-1001") is None
+        assert get_customer(session, "default", "c-1001") is None
 
 
 def test_export_contains_every_consent_row(client: TestClient, runtime: HubRuntime,

@@ -12,6 +12,7 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from hub.consents import stop_channel, withdraw_consent
 from hub.customers import find_customers_by_phone
 from hub.links import (
+    PreferenceScope,
     message_links,
     preference_link,
     read_preference_token,
@@ -48,7 +49,7 @@ def test_message_links_for_templates() -> None:
 def test_tokens_are_scoped_signed_and_expire() -> None:
     link = preference_link(S, "c-1")
     token = link.rsplit("/", 1)[1]
-    assert read_preference_token(S, token) == "c-1"
+    assert read_preference_token(S, token) == PreferenceScope("c-1")
     flipped = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
     assert read_preference_token(S, flipped) is None
     other = Settings(database_url="sqlite://", secret_key="another-secret")
@@ -114,12 +115,12 @@ def test_transactional_unsubscribe_opts_out_of_the_channel(client: TestClient,
 def test_sms_stop_withdraws_everything_on_sms(client: TestClient, runtime: HubRuntime) -> None:
     client.put("/v1/customers/c-1", json=ANNA)
     with runtime.db.transaction() as session:
-        (customer_id,) = find_customers_by_phone(session, "+48 512 345 678")
+        (customer_id,) = find_customers_by_phone(session, "default", "+48 512 345 678")
         assert stop_channel(session, customer_id, "sms") == ["marketing", "loyalty",
                                                              "transactional"]
         assert stop_channel(session, customer_id, "sms") == []
         assert not withdraw_consent(session, customer_id, "marketing", "sms", "sms_stop")
-        assert find_customers_by_phone(session, "not a number") == []
+        assert find_customers_by_phone(session, "default", "not a number") == []
     assert {(p, a, s) for p, _, a, s in _ledger(client)} == {
         ("marketing", "withdrawn", "sms_stop"), ("loyalty", "withdrawn", "sms_stop")}
     assert "sms" not in client.get("/v1/customers/c-1/preferences").json()["channels"][

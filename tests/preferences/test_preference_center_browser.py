@@ -106,7 +106,7 @@ def test_preference_center_in_chromium(server: tuple[str, HubRuntime]) -> None:
         browser.close()
 
     with runtime.db.sessions() as session:
-        customer = get_customer(session, "c-1001")
+        customer = get_customer(session, "default", "c-1001")
         assert customer is not None and customer.locale == "uk"
         rows = session.scalars(select(ConsentRecord).where(
             ConsentRecord.customer_id == "c-1001").order_by(ConsentRecord.id)).all()

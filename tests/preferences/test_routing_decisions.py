@@ -65,8 +65,9 @@ def test_inline_details_create_and_update_the_profile(client: TestClient, drain)
     profile = client.get("/v1/customers/c-3").json()
     assert profile["phone"] is None  # a Ukrainian number without +380 is not a PL mobile
     assert (profile["email"], profile["locale"]) == ("olena@example.com", "pl")
-    client.post("/v1/events", json=event("p-4", customer={
-        "id": "c-3", "phone": "+380671234567", "locale": "uk"}))
+    client.post("/v1/events", json=event("p-4", occurred_at="2026-11-25T15:20:00+01:00",
+                                         customer={"id": "c-3", "phone": "+380671234567",
+                                                   "locale": "uk"}))
     drain()
     profile = client.get("/v1/customers/c-3").json()
     assert (profile["phone"], profile["locale"]) == ("+380671234567", "uk")

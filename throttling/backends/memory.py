@@ -76,5 +76,19 @@ class MemoryCounterStore:
                 if mark is not None and mark.owner == ticket.token:
                     del self._marks[mkey]
 
+    def forget(self, customer_id: str) -> int:
+        """Erasure: drops every counter and parcel mark of the customer; returns how many."""
+        with self._lock:
+            scopes = [s for s in self._hits if s.split("|", 1)[0] == customer_id]
+            ranks = [k for k in self._ranks if k[0] == customer_id]
+            marks = [k for k in self._marks if k[0] == customer_id]
+            for scope in scopes:
+                del self._hits[scope]
+            for rank in ranks:
+                del self._ranks[rank]
+            for mark in marks:
+                del self._marks[mark]
+            return len(scopes) + len(ranks) + len(marks)
+
     def close(self) -> None:
         """Nothing to free."""

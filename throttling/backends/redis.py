@@ -112,6 +112,28 @@ class RedisCounterStore:
         self._release(keys=self._keys(ticket),
                       args=[ticket.token, int(ticket.parcel is not None), _field(ticket.parcel)])
 
+    def export(self, customer_id: str) -> dict[str, Any]:
+        """Everything kept for the customer (a GDPR export): per key, a parcel ledger's
+        fields or a counter's number of counted messages."""
+        tag = f"{self.prefix}{{{customer_id}}}"
+        out: dict[str, Any] = {}
+        for raw in self.client.scan_iter(match=_glob_escape(tag) + "*", count=500):
+            key = _text(raw)
+            if _text(self.client.type(raw)) == "hash":
+                out[key[len(tag):]] = {_text(f): _text(v)
+                                       for f, v in self.client.hgetall(raw).items()}
+            else:
+                out[key[len(tag):]] = int(self.client.zcard(raw))
+        return out
+
+    def forget(self, customer_id: str) -> int:
+        """Erasure: deletes every key of the customer (its hash tag); returns how many."""
+        pattern = _glob_escape(f"{self.prefix}{{{customer_id}}}") + "*"
+        keys = list(self.client.scan_iter(match=pattern, count=500))
+        for start in range(0, len(keys), 500):
+            self.client.delete(*keys[start:start + 500])
+        return len(keys)
+
     def close(self) -> None:
         """Closes the client's connections."""
         self.client.close()
@@ -119,6 +141,11 @@ class RedisCounterStore:
 
 def _field(parcel: ParcelStatus | None) -> str:
     return f"m:{parcel.status}:{parcel.channel}" if parcel else ""
+
+
+def _glob_escape(text: str) -> str:
+    """Escapes Redis glob metacharacters so the prefix and tag match literally."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
 def _text(value: Any) -> str:

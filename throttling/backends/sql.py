@@ -204,6 +204,19 @@ class SqlCounterStore:
                 gone += int(result.rowcount or 0)
         return gone
 
+    def forget(self, customer_id: str) -> int:
+        """Erasure: deletes the customer's counters, parcel ranks and marks; returns how
+        many rows went."""
+        gone = 0
+        with self.engine.begin() as conn:
+            self._begin(conn, customer_id)
+            for sql in ("DELETE FROM throttle_parcels WHERE customer_id = :c",
+                        "DELETE FROM throttle_marks WHERE customer_id = :c",
+                        "DELETE FROM throttle_hits WHERE scope_key LIKE :p"):
+                result = self._run(conn, sql, {"c": customer_id, "p": f"{customer_id}|%"})
+                gone += int(result.rowcount or 0)
+        return gone
+
     def close(self) -> None:
         """Disposes the engine if the store owns it."""
         if self._owns_engine:

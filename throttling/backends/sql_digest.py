@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine, and_, select, text, update
+from sqlalchemy import Connection, Engine, and_, delete, select, text, update
 
 from throttling.backends.sql_tables import throttle_digest
 from throttling.decision import DigestBatch, DigestItem
@@ -83,3 +83,11 @@ class SqlDigestBook:
             self._lock(conn, customer_id)
             conn.execute(update(throttle_digest).where(
                 d.customer_id == customer_id, d.batch == claimer).values(batch=None))
+
+    def forget(self, customer_id: str) -> int:
+        """Erasure: deletes the customer's held items; returns how many."""
+        d = throttle_digest.c
+        with self.engine.begin() as conn:
+            self._lock(conn, customer_id)
+            result = conn.execute(delete(throttle_digest).where(d.customer_id == customer_id))
+        return int(result.rowcount or 0)

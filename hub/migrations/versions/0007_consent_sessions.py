@@ -2,7 +2,7 @@
 template_test_sends, ui_sessions
 
 Revision ID: 0007
-Revises: 0006
+Revises: 0005
 """
 
 from collections.abc import Sequence
@@ -13,8 +13,7 @@ from alembic import op
 import hub.db
 
 revision: str = "0007"
-# NOTE for the merge: 0007 follows 0006 (engine), which follows 0005 (tenants).
-down_revision: str | None = "0004"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
