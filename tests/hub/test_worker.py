@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -117,15 +118,18 @@ def test_expired_lease_is_reclaimed(runtime: HubRuntime) -> None:
     assert claim(runtime.db, "live-worker", 10, lease_seconds=30) == [1]
 
 
-def _crash_mid_send(runtime: HubRuntime, tmp_path: Path, provider_got_it: bool) -> Worker:
-    """Leaves the state a worker killed during the provider call leaves behind."""
+def _crash_mid_send(runtime: HubRuntime, tmp_path: Path, provider_got_it: bool,
+                    age: float = 3600.0) -> Worker:
+    """Leaves the state a worker killed during the provider call leaves behind, `age`
+    seconds ago."""
     _post(runtime)
     with runtime.db.transaction() as s:
         event_pk = s.scalars(select(Event.id)).one()
-        key = idempotency_key(event_pk, "sms", "+48512345678")
+        key = idempotency_key(runtime.pipeline.record_secret, event_pk, "sms", "+48512345678")
         s.add(Notification(idempotency_key=key, event_pk=event_pk, customer_id="c-1001",
                            event_type="parcel.ready_for_pickup", channel="sms",
-                           address="+48512345678", status="sending", history=[]))
+                           address="+48512345678", status="sending", history=[],
+                           updated_at=utcnow() - timedelta(seconds=age)))
     console = ConsoleAdapter(tmp_path / "outbox.jsonl")
     if provider_got_it:
         console.send(OutgoingMessage(key, "sms", "+48512345678", {"body": "x"}, "pl"))
@@ -197,3 +201,29 @@ def test_daily_purge_also_runs_the_limiters_housekeeping(runtime: HubRuntime) ->
     worker.daily_purge.run_if_due()
     worker.daily_purge.run_if_due()  # not due again until tomorrow
     assert calls == [1]
+
+
+def test_a_young_sending_record_is_left_to_its_call(runtime: HubRuntime, tmp_path: Path) -> None:
+    """A record another worker opened moments ago may belong to a call still in flight:
+    neither reconciled nor resent, the job waits (no attempt spent) until it is old enough."""
+    _crash_mid_send(runtime, tmp_path, provider_got_it=False, age=0.0)
+    worker = Worker(runtime.db, runtime.pipeline, runtime.settings)
+    worker.run_once()
+    assert read_outbox(tmp_path / "outbox.jsonl") == []
+    assert _decisions(runtime)[0] == ("sms", "deferred", "send_in_doubt")
+    with runtime.db.sessions() as s:
+        job = s.scalars(select(OutboxJob)).one()
+        note = s.scalars(select(Notification)).one()
+    assert (job.state, job.attempts, note.status) == ("pending", 0, "sending")
+    assert (job.not_before - utcnow()).total_seconds() > runtime.settings.provider_timeout_seconds
+
+
+def test_send_record_key_is_keyed_by_the_secret() -> None:
+    """The address part of the key is an HMAC: without the secret a logged key cannot be
+    matched against a list of phone numbers (a plain SHA-256 could, in under a second)."""
+    import hashlib
+
+    phone = "+48512345678"
+    one, other = (idempotency_key(secret, 7, "sms", phone) for secret in ("s-1", "s-2"))
+    assert one != other and one.startswith("7:sms:")
+    assert hashlib.sha256(phone.encode()).hexdigest()[:16] not in one
