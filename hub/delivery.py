@@ -16,9 +16,9 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from channels import ChannelAdapter, ErrorClass, OutgoingMessage, SendResult
@@ -50,7 +50,7 @@ _MAYBE_DELIVERED = re.compile(
     r"ReadTimeout|ReadTimeoutError|TimeoutError|timed out|socket\.timeout|RemoteDisconnected"
     r"|IncompleteRead|ChunkedEncodingError|SMTPServerDisconnected")
 _NEVER_SENT = re.compile(r"ConnectTimeout|ConnectTimeoutError|NewConnectionError|refused")
-T = table = Notification.__table__
+T = cast(Table, Notification.__table__)
 
 
 class SendMode(enum.StrEnum):

@@ -26,9 +26,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 
 from hub import failpoints
 from hub.db import Database, utcnow
@@ -55,7 +56,7 @@ from templates.renderer import TemplateMissing
 from throttling import Verdict
 
 log = get_logger("engine")
-O, E, D = OutboxJob.__table__, Event.__table__, Decision.__table__
+OUTBOX, EVENTS, DECISIONS_T = (cast(Table, m.__table__) for m in (OutboxJob, Event, Decision))
 DRAIN_MAX = 512  # answers recorded per transaction at most
 
 
@@ -165,11 +166,10 @@ class Engine:
                 send = self._walk(job)
                 (settled.append(job) if send is None else sends.append(send))
             again: list[Job] = []
-            if sends and not self._retrying(
-                    lambda: again.extend(self._send(sends, settled)), "send"):
+            if sends and not self._retrying(partial(self._send, sends, settled, again), "send"):
                 self._drop([s.context[0] for s in sends])
             jobs = again
-        if settled and not self._retrying(lambda: self._finish(settled), "finish"):
+        if settled and not self._retrying(partial(self._finish, settled), "finish"):
             self._drop(settled)
 
     def _drop(self, jobs: list[Job]) -> None:
@@ -272,9 +272,10 @@ class Engine:
 
     # -- 4. send --------------------------------------------------------------------------
 
-    def _send(self, sends: list[Send], settled: list[Job]) -> list[Job]:
+    def _send(self, sends: list[Send], settled: list[Job], again: list[Job]) -> None:
         """Fences and opens the send records in one transaction, then hands the calls to the
-        pool. Returns the jobs answered without a call (to walk on)."""
+        pool. Jobs answered without a call go to `again` (to walk on), lost ones to
+        `settled`."""
         job_ids = [s.context[0].id for s in sends]
         with self.db.transaction() as session:  # retried whole on a store error
             held = set(session.scalars(  # the fence: only the lease owner may open a record
@@ -287,7 +288,6 @@ class Engine:
             live = [s for s in sends if s.context[0].id in held]
             if live:
                 open_sends(session, live, self.in_doubt_seconds)
-        again: list[Job] = []
         for send in sends:
             job = send.context[0]
             if job.id not in held:
@@ -304,7 +304,6 @@ class Engine:
                 again.append(job)
             else:
                 self.pool.submit(self._call, send)
-        return again
 
     def _call(self, send: Send) -> None:
         """In a pool thread: the provider call; the answer goes to the recorder."""
@@ -331,7 +330,7 @@ class Engine:
                     group.append(self._answers.get_nowait())
                 except queue.Empty:
                     break
-            if not self._retrying(lambda: self._record(group), "record"):
+            if not self._retrying(partial(self._record, group), "record"):
                 self._drop([s.context[0] for s in group])  # records stay `sending`: in doubt
                 continue
             jobs = []
@@ -499,17 +498,17 @@ def _write_rows(session: Any, job_rows: list[dict[str, Any]], event_rows: list[d
             "updated_at": bindparam("b_updated_at")}
         if not keep:
             values["not_before"] = bindparam("b_not_before")
-        conn.execute(update(O).where(O.c.id == bindparam("b_id")).values(**values), rows)
+        conn.execute(update(OUTBOX).where(OUTBOX.c.id == bindparam("b_id")).values(**values), rows)
     if event_rows:
-        conn.execute(update(E).where(E.c.id == bindparam("b_id")).values(
+        conn.execute(update(EVENTS).where(EVENTS.c.id == bindparam("b_id")).values(
             state=bindparam("b_state")), event_rows)
     if decisions:
-        conn.execute(delete(D).where(D.c.event_pk.in_([pk for pk, _ in decisions])))
+        conn.execute(delete(DECISIONS_T).where(DECISIONS_T.c.event_pk.in_([pk for pk, _ in decisions])))
         rows = [{"event_pk": pk, "channel": d.channel, "outcome": str(d.outcome),
                  "reason": d.reason, "detail": d.detail, "created_at": now}
                 for pk, made in decisions for d in made]
         if rows:
-            conn.execute(insert(D), rows)
+            conn.execute(insert(DECISIONS_T), rows)
 
 
 def _safe_error(exc: Exception) -> str:

@@ -8,9 +8,9 @@ import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import null, select, update
+from sqlalchemy import Table, null, select, update
 from sqlalchemy.orm import Session
 
 from hub.customers import (
@@ -18,8 +18,8 @@ from hub.customers import (
     apply_inline,
     erased_recipient,
     pseudonym,
-    tombstone_digest,
     to_profile,
+    tombstone_digest,
     upsert_inline,
 )
 from hub.events import EventType, event_types
@@ -36,7 +36,7 @@ from preferences import ConsentEntry, derive_state, preferences_from_json
 from preferences.consent import ConsentAction
 from preferences.model import Frequency, Preferences
 
-O, E = OutboxJob.__table__, Event.__table__
+OUTBOX, EVENTS = (cast(Table, m.__table__) for m in (OutboxJob, Event))
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +68,11 @@ def load_batch(session: Session, owner: str, job_ids: list[int], erasure_key: st
                ) -> list[JobRow]:
     """Jobs `owner` still holds, with everything the resolver, limiter and renderer need."""
     jobs = session.execute(
-        select(O.c.id, O.c.event_pk, O.c.attempts, O.c.created_at)
-        .where(O.c.id.in_(job_ids), O.c.state == "pending", O.c.lease_owner == owner)
-        .order_by(O.c.id)).all()
+        select(OUTBOX.c.id, OUTBOX.c.event_pk, OUTBOX.c.attempts, OUTBOX.c.created_at)
+        .where(OUTBOX.c.id.in_(job_ids), OUTBOX.c.state == "pending", OUTBOX.c.lease_owner == owner)
+        .order_by(OUTBOX.c.id)).all()
     payloads = dict(session.execute(
-        select(E.c.id, E.c.payload).where(E.c.id.in_([j.event_pk for j in jobs]))).all())
+        select(EVENTS.c.id, EVENTS.c.payload).where(EVENTS.c.id.in_([j.event_pk for j in jobs]))).all())
     refs = [p["customer"] for p in payloads.values() if p is not None]
     customers = load_customers(session, refs, erasure_key)
     recipients = _recipients(session, [c for c in customers.values() if c is not None])
@@ -80,9 +80,9 @@ def load_batch(session: Session, owner: str, job_ids: list[int], erasure_key: st
               if p is not None and customers.get(p["customer"]["id"]) is None]
     for pk in erased:  # keep nothing personal of an event for an erased customer
         digest = tombstone_digest(erasure_key, payloads[pk]["customer"]["id"])
-        session.execute(update(E).where(E.c.id == pk).values(
+        session.execute(update(EVENTS).where(EVENTS.c.id == pk).values(
             customer_id=pseudonym(digest), payload=null()))
-    session.execute(update(E).where(E.c.id.in_(list(payloads))).values(state="processing"))
+    session.execute(update(EVENTS).where(EVENTS.c.id.in_(list(payloads))).values(state="processing"))
     rows = []
     for job in jobs:
         payload = payloads.get(job.event_pk)

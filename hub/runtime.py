@@ -11,9 +11,9 @@ from sqlalchemy import inspect
 
 from channels import ChannelAdapter
 from hub import migrate, transports
+from hub.alerts import OpsAlerts
 from hub.customers import tombstone_key
 from hub.db import Database, make_engine
-from hub.alerts import OpsAlerts
 from hub.keys import KeyVerifier
 from hub.links import message_links
 from hub.pipeline import Pipeline, Stages

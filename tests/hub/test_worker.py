@@ -227,3 +227,57 @@ def test_send_record_key_is_keyed_by_the_secret() -> None:
     one, other = (idempotency_key(secret, 7, "sms", phone) for secret in ("s-1", "s-2"))
     assert one != other and one.startswith("7:sms:")
     assert hashlib.sha256(phone.encode()).hexdigest()[:16] not in one
+
+
+def test_any_render_exception_fails_that_channel_and_the_next_is_tried(
+    runtime: HubRuntime,
+) -> None:
+    """Not only RenderError: any exception while rendering is the channel's render_error."""
+    renderer = runtime.pipeline.stages.renderer
+
+    class BrokenSms:
+        def __getattr__(self, name: str) -> object:
+            return getattr(renderer, name)
+
+        def render(self, request: object) -> object:
+            if getattr(request, "channel", None) == "sms":
+                raise ValueError("digits out of range for the formatter")
+            return renderer.render(request)  # type: ignore[arg-type]
+
+    email = ScriptedAdapter()
+    runtime.pipeline.stages = replace(runtime.pipeline.stages, renderer=BrokenSms())  # type: ignore[arg-type]
+    worker = _with(runtime, email=email)
+    _post(runtime)
+    _run_until_idle(worker)
+    assert [m.channel for m in email.sent] == ["email"]
+    decisions = _decisions(runtime)
+    assert decisions[:2] == [("sms", "failed", "render_error"), ("email", "sent", "sent")]
+    with runtime.db.sessions() as s:
+        detail = s.scalars(select(Decision.detail).where(Decision.channel == "sms")).one()
+        assert s.scalars(select(OutboxJob.state)).one() == "done"
+    assert detail == "ValueError while rendering"  # the text may hold personal data
+
+
+def test_claim_takes_urgent_first_but_keeps_a_share_for_other_lanes(runtime: HubRuntime) -> None:
+    accept(runtime.db, "p", [EventIn.model_validate(event(f"m-{i}", type_="marketing.campaign",
+                                                          parcel=None)) for i in range(15)])
+    accept(runtime.db, "p", [EventIn.model_validate(event(f"u-{i}", type_="parcel.out_for_delivery"))
+                             for i in range(15)])
+    with runtime.db.sessions() as s:
+        lanes = dict(s.execute(select(OutboxJob.id, OutboxJob.lane)).tuples())
+    ids = claim(runtime.db, "w", 10, lease_seconds=30)
+    assert [lanes[i] for i in ids] == ["urgent"] * 9 + ["bulk"]  # urgent first, bulk not starved
+    assert ids[:9] == sorted(ids[:9]) and min(ids[:9]) == 16  # oldest urgent first
+
+
+def test_a_pickup_with_a_far_deadline_is_not_urgent() -> None:
+    from hub.events import event_types
+    from hub.lanes import Lane, lane_of
+
+    now = utcnow()
+    pickup = event_types()["parcel.ready_for_pickup"]
+    far = {"parcel": {"pickup_point": {"deadline": (now + timedelta(days=5)).isoformat()}}}
+    near = {"parcel": {"pickup_point": {"deadline": (now + timedelta(hours=3)).isoformat()}}}
+    assert lane_of(pickup, far, now) is Lane.NORMAL
+    assert lane_of(pickup, near, now) is Lane.URGENT
+    assert lane_of(event_types()["marketing.campaign"], {}, now) is Lane.BULK
