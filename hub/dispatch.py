@@ -122,8 +122,8 @@ class Dispatcher:
         if not ids:
             return 0
         with self.db.sessions() as session:
-            lanes = dict(session.execute(
-                select(OutboxJob.id, OutboxJob.lane).where(OutboxJob.id.in_(ids))).tuples())
+            lanes = {job_id: lane for job_id, lane in session.execute(
+                select(OutboxJob.id, OutboxJob.lane).where(OutboxJob.id.in_(ids)))}
         by_lane: dict[Lane, list[int]] = defaultdict(list)
         for job_id in ids:
             by_lane[Lane(lanes.get(job_id, Lane.NORMAL))].append(job_id)

@@ -264,7 +264,7 @@ def test_claim_takes_urgent_first_but_keeps_a_share_for_other_lanes(runtime: Hub
     accept(runtime.db, "p", [EventIn.model_validate(event(f"u-{i}", type_="parcel.out_for_delivery"))
                              for i in range(15)])
     with runtime.db.sessions() as s:
-        lanes = dict(s.execute(select(OutboxJob.id, OutboxJob.lane)).tuples())
+        lanes = {i: lane for i, lane in s.execute(select(OutboxJob.id, OutboxJob.lane))}
     ids = claim(runtime.db, "w", 10, lease_seconds=30)
     assert [lanes[i] for i in ids] == ["urgent"] * 9 + ["bulk"]  # urgent first, bulk not starved
     assert ids[:9] == sorted(ids[:9]) and min(ids[:9]) == 16  # oldest urgent first
