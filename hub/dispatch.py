@@ -107,9 +107,8 @@ class Dispatcher:
         lease (extended while in flight) protects them from here on, not the message."""
         engine = self.engine
         for _ in range(600):  # bounded: at most ~5 minutes (the actor's time limit)
-            if engine.free() > 0:
+            if engine.wait_for_capacity(0.5, at_least=len(job_ids)) >= 1:
                 break
-            engine.wait_for_capacity(0.5)
         taken = take_over(self.db, job_ids, engine.owner, self.settings.worker_lease_seconds)
         if len(taken) < len(job_ids):
             log.info("jobs_taken_elsewhere_or_not_due", jobs=len(job_ids) - len(taken))

@@ -58,6 +58,8 @@ from throttling import Verdict
 log = get_logger("engine")
 OUTBOX, EVENTS, DECISIONS_T = (cast(Table, m.__table__) for m in (OutboxJob, Event, Decision))
 DRAIN_MAX = 512  # answers recorded per transaction at most
+# Answers arriving within this window share one transaction (each commit costs an fsync).
+GATHER_SECONDS = 0.02
 
 
 @dataclass(slots=True)
@@ -127,10 +129,19 @@ class Engine:
         with self._capacity:
             return max(0, self.concurrency - len(self._held))
 
-    def wait_for_capacity(self, timeout: float) -> None:
+    def wait_for_capacity(self, timeout: float, at_least: int = 1) -> int:
+        """Waits (up to `timeout`) until `at_least` jobs fit, or the engine is idle; returns
+        how many fit. Claiming in bigger groups costs fewer transactions per job."""
+        deadline = time.monotonic() + timeout
         with self._capacity:
-            if len(self._held) >= self.concurrency:
-                self._capacity.wait(timeout)
+            while True:
+                free = self.concurrency - len(self._held)
+                if free >= min(at_least, self.concurrency) or not self._held:
+                    return free
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return free
+                self._capacity.wait(left)
 
     def held(self) -> list[int]:
         with self._capacity:
@@ -325,9 +336,10 @@ class Engine:
             except queue.Empty:
                 continue
             group = [first]
+            until = time.monotonic() + GATHER_SECONDS
             while len(group) < DRAIN_MAX:
                 try:
-                    group.append(self._answers.get_nowait())
+                    group.append(self._answers.get(timeout=max(0.0, until - time.monotonic())))
                 except queue.Empty:
                     break
             if not self._retrying(partial(self._record, group), "record"):

@@ -11,6 +11,8 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, null, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from hub.customers import (
@@ -20,7 +22,6 @@ from hub.customers import (
     pseudonym,
     to_profile,
     tombstone_digest,
-    upsert_inline,
 )
 from hub.events import EventType, event_types
 from hub.models import (
@@ -108,15 +109,18 @@ def load_customers(session: Session, refs: list[dict[str, Any]], erasure_key: st
         select(CustomerTombstone.digest).where(CustomerTombstone.digest.in_(list(digests))))}
     found = {c.external_id: c for c in session.scalars(
         select(Customer).where(Customer.external_id.in_(ids)))}
+    missing = [i for i in ids if i not in found and i not in erased]
+    if missing:  # one INSERT for all new customers; a concurrent creation is simply kept
+        dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        session.execute(dialect_insert(Customer).on_conflict_do_nothing(
+            index_elements=["external_id"]), [{"external_id": i, "preferences": {}} for i in missing])
+        found |= {c.external_id: c for c in session.scalars(
+            select(Customer).where(Customer.external_id.in_(missing)))}
     out: dict[str, Customer | None] = {i: None for i in erased}
     for ref in refs:
-        if ref["id"] in erased:
-            continue
-        if ref["id"] in found:
+        if ref["id"] not in erased:
             apply_inline(found[ref["id"]], ref)
-        else:  # new: the single-row path handles a concurrent creation
-            found[ref["id"]] = upsert_inline(session, ref, erasure_key)  # type: ignore[assignment]
-        out[ref["id"]] = found[ref["id"]]
+            out[ref["id"]] = found[ref["id"]]
     session.flush()
     return out
 

@@ -145,11 +145,12 @@ class Worker:
         """Claims whenever the engine has room, without waiting for slow calls to finish."""
         log.info("worker_started", worker=self.name, concurrency=self.settings.send_concurrency)
         engine = self.engine
+        # claim in groups of at least a quarter of the engine (or a full batch), not one by one
+        group = min(self.settings.worker_batch, max(1, self.settings.send_concurrency // 4))
         while not self._stop.is_set():
             self.daily_purge.run_if_due()
-            free = engine.free()
-            if not free:
-                engine.wait_for_capacity(self.settings.worker_poll_seconds)
+            free = engine.wait_for_capacity(self.settings.worker_poll_seconds, at_least=group)
+            if free < 1:
                 continue
             try:
                 ids = self._claim(min(self.settings.worker_batch, free))
