@@ -35,8 +35,10 @@ def _refresh_forever(settings: Settings) -> None:
     """Queue depth and age per lane come from the store, every few seconds."""
     db = Database(settings.database_url)
     stop = threading.Event()
-    while not stop.wait(QUEUE_REFRESH_SECONDS):
+    while True:
         try:
             refresh_queue_metrics(db)
         except Exception:  # the store is down: the gauges keep their last reading
             log.warning("queue_gauges_failed")
+        if stop.wait(QUEUE_REFRESH_SECONDS):
+            return

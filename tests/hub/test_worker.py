@@ -281,3 +281,49 @@ def test_a_pickup_with_a_far_deadline_is_not_urgent() -> None:
     assert lane_of(pickup, far, now) is Lane.NORMAL
     assert lane_of(pickup, near, now) is Lane.URGENT
     assert lane_of(event_types()["marketing.campaign"], {}, now) is Lane.BULK
+
+
+def test_hub_worker_serves_metrics_on_its_own_port(tmp_path: Path) -> None:
+    """`hub worker --metrics-port`: a worker host can be scraped; queue depth per lane, sends
+    in flight and per-provider latency are there."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+
+    from hub import migrate
+    from hub.db import Database
+    from tests.helpers import free_port
+
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    db = Database(url)
+    migrate.upgrade(db)
+    accept(db, "p", [EventIn.model_validate(event("m-1", type_="marketing.campaign",
+                                                  parcel=None))])
+    port = free_port()
+    env = {**os.environ, "HUB_DATABASE_URL": url, "HUB_LOG_LEVEL": "ERROR",
+           "HUB_CONSOLE_OUTBOX_PATH": str(tmp_path / "outbox.jsonl")}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    proc = subprocess.Popen([sys.executable, "-m", "hub", "worker", "--metrics-port", str(port)],
+                            env=env)
+    try:
+        text = ""
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+                if 'hub_outbox_lane_ready{lane="urgent"}' in text:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    for name in ('hub_outbox_lane_ready{lane="bulk"}', "hub_outbox_lane_age_seconds",
+                 "hub_sends_in_flight", "hub_provider_latency_seconds",
+                 "hub_rate_limit_wait_seconds"):
+        assert name in text
+    db.dispose()
