@@ -106,7 +106,8 @@ class Engine:
     def __init__(self, db: Database, pipeline: Pipeline, settings: Settings, owner: str,
                  rate_limiter: RateLimiter | None = None) -> None:
         self.db, self.pipeline, self.settings, self.owner = db, pipeline, settings, owner
-        self.rate_limiter = rate_limiter  # provider rate limits: see hub.delivery.call
+        # provider rate limits: see the marked call site in hub.delivery.call
+        self.rate_limiter = rate_limiter or pipeline.rate_limiter
         self.concurrency = settings.send_concurrency
         self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="hub-send")
         self._answers: queue.Queue[Send] = queue.Queue()

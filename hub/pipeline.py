@@ -14,7 +14,7 @@ from channels import ChannelAdapter
 from hub.alerts import OpsAlerts
 from hub.customers import tombstone_key
 from hub.db import Database, utcnow
-from hub.delivery import Envelope
+from hub.delivery import Envelope, RateLimiter
 from hub.events import EventType
 from hub.loading import Loaded, throttle_overrides
 from hub.logs import get_logger
@@ -41,13 +41,16 @@ class Pipeline:
     """The stages plus the keys the engine needs (erasure digests, send-record keys)."""
 
     def __init__(self, db: Database, stages: Stages, erasure_key: str | None = None,
-                 record_secret: str | None = None, alerts: OpsAlerts | None = None) -> None:
+                 record_secret: str | None = None, alerts: OpsAlerts | None = None,
+                 rate_limiter: RateLimiter | None = None) -> None:
         self.db = db
         self.stages = stages
         self.erasure_key = erasure_key or tombstone_key(get_settings())
         # send-record keys are HMACs under this secret (a logged key reveals no address)
         self.record_secret = record_secret or get_settings().secret_key.get_secret_value()
         self.alerts = alerts
+        # provider rate limits (messages/s per provider and sender); None = unlimited
+        self.rate_limiter = rate_limiter
 
     def housekeeping(self) -> None:
         """Daily: the limiter forgets counters and parcel statuses nobody touched for weeks."""

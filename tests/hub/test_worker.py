@@ -327,3 +327,29 @@ def test_hub_worker_serves_metrics_on_its_own_port(tmp_path: Path) -> None:
                  "hub_rate_limit_wait_seconds"):
         assert name in text
     db.dispose()
+
+
+def test_the_rate_limiter_hook_is_asked_before_each_call(runtime: HubRuntime) -> None:
+    """The provider rate limiter (built elsewhere) plugs in through the pipeline: one token
+    per provider call, and a 429's Retry-After slows its bucket."""
+
+    class Recording:
+        def __init__(self) -> None:
+            self.acquired: list[str] = []
+            self.penalized: list[tuple[str, float]] = []
+
+        def acquire(self, key: str) -> float:
+            self.acquired.append(key)
+            return 0.0
+
+        def penalize(self, key: str, retry_after: float) -> None:
+            self.penalized.append((key, retry_after))
+
+    limiter = Recording()
+    runtime.pipeline.rate_limiter = limiter
+    sms = ScriptedAdapter(SendResult.transient("429", retry_after=0.05))
+    worker = _with(runtime, sms=sms)
+    _post(runtime)
+    _run_until_idle(worker)
+    assert limiter.acquired == ["scripted", "scripted"]
+    assert limiter.penalized == [("scripted", 0.05)]
