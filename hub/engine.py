@@ -27,9 +27,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy import select, update
 
 from hub import failpoints
 from hub.db import Database, utcnow
@@ -46,8 +46,8 @@ from hub.delivery import (
 from hub.loading import JobRow, Loaded, load_batch
 from hub.logs import get_logger
 from hub.metrics import DEAD_LETTERS, DECISIONS, JOBS_HELD
-from hub.models import Decision, Event, OutboxJob
-from hub.outcomes import ChannelDecision, JobOutcome, Outcome, transition
+from hub.models import OutboxJob
+from hub.outcomes import ChannelDecision, JobOutcome, Outcome, job_values, transition, write_rows
 from hub.pipeline import Pipeline, after_settled, message_metadata, throttle_request
 from hub.settings import Settings
 from preferences import EventFacts, Resolution, resolve
@@ -56,7 +56,6 @@ from templates.renderer import TemplateMissing
 from throttling import Verdict
 
 log = get_logger("engine")
-OUTBOX, EVENTS, DECISIONS_T = (cast(Table, m.__table__) for m in (OutboxJob, Event, Decision))
 DRAIN_MAX = 512  # answers recorded per transaction at most
 # Answers arriving within this window share one transaction (each commit costs an fsync).
 GATHER_SECONDS = 0.02
@@ -439,7 +438,7 @@ class Engine:
                 DEAD_LETTERS.inc()
                 log.error("dead_letter", job_id=job.id, error=step.job.get("last_error"),
                           attempts=job.row.attempts)
-            job_rows.append({"b_id": job.id, "b_updated_at": now, **_job_values(step.job, job)})
+            job_rows.append({"b_id": job.id, "b_updated_at": now, **job_values(step.job, job.row.attempts)})
             states[job.id] = step.job["state"]
             if outcome is not None or job.error is not None:
                 event_rows.append({"b_id": job.row.event_pk, "b_state": step.state})
@@ -450,7 +449,7 @@ class Engine:
             if job.row.loaded is not None:
                 log.info("processed", job_id=job.id, event_id=job.row.loaded.payload["event_id"],
                          decisions=[f"{d.channel}:{d.outcome}:{d.reason}" for d in made])
-        _write_rows(session, job_rows, event_rows, decisions, now)
+        write_rows(session, job_rows, event_rows, decisions, now)
         return states
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -486,42 +485,6 @@ class Engine:
         self.pool.shutdown(wait=True)
         for thread in self._threads:
             thread.join(timeout=max(0.1, deadline - time.monotonic()))
-
-
-def _job_values(values: dict[str, Any], job: Job) -> dict[str, Any]:
-    """The outbox row's new values as bind parameters (named apart from the columns)."""
-    return {"b_state": values["state"], "b_not_before": values.get("not_before"),
-            "keep_not_before": "not_before" not in values,
-            "b_attempts": values.get("attempts", job.row.attempts),
-            "b_last_error": values.get("last_error")}
-
-
-def _write_rows(session: Any, job_rows: list[dict[str, Any]], event_rows: list[dict[str, Any]],
-                decisions: list[tuple[int, list[ChannelDecision]]], now: Any) -> None:
-    conn = session.connection()
-    for keep in (True, False):  # rows that keep their not_before, rows that change it
-        rows = [{k: v for k, v in r.items() if k != "keep_not_before"
-                 and not (keep and k == "b_not_before")}
-                for r in job_rows if r["keep_not_before"] is keep]
-        if not rows:
-            continue
-        values: dict[str, Any] = {
-            "state": bindparam("b_state"), "lease_owner": None, "lease_until": None,
-            "attempts": bindparam("b_attempts"), "last_error": bindparam("b_last_error"),
-            "updated_at": bindparam("b_updated_at")}
-        if not keep:
-            values["not_before"] = bindparam("b_not_before")
-        conn.execute(update(OUTBOX).where(OUTBOX.c.id == bindparam("b_id")).values(**values), rows)
-    if event_rows:
-        conn.execute(update(EVENTS).where(EVENTS.c.id == bindparam("b_id")).values(
-            state=bindparam("b_state")), event_rows)
-    if decisions:
-        conn.execute(delete(DECISIONS_T).where(DECISIONS_T.c.event_pk.in_([pk for pk, _ in decisions])))
-        rows = [{"event_pk": pk, "channel": d.channel, "outcome": str(d.outcome),
-                 "reason": d.reason, "detail": d.detail, "created_at": now}
-                for pk, made in decisions for d in made]
-        if rows:
-            conn.execute(insert(DECISIONS_T), rows)
 
 
 def _safe_error(exc: Exception) -> str:

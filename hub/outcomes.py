@@ -7,9 +7,14 @@ import enum
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import Table, bindparam, delete, insert, update
+
+from hub.models import Decision, Event, OutboxJob
 from hub.settings import Settings
+
+OUTBOX, EVENTS, DECISIONS_T = (cast(Table, m.__table__) for m in (OutboxJob, Event, Decision))
 
 
 class Outcome(enum.StrEnum):
@@ -87,3 +92,40 @@ def _dead(last_error: str, reason: str, detail: str) -> Transition:
     return Transition({"state": "dead", "last_error": last_error, "lease_owner": None,
                        "lease_until": None}, "dead",
                       ChannelDecision("*", Outcome.FAILED, reason, detail))
+
+
+def job_values(values: dict[str, Any], attempts: int) -> dict[str, Any]:
+    """The outbox row's new values as bind parameters (named apart from the columns)."""
+    return {"b_state": values["state"], "b_not_before": values.get("not_before"),
+            "keep_not_before": "not_before" not in values,
+            "b_attempts": values.get("attempts", attempts),
+            "b_last_error": values.get("last_error")}
+
+
+def write_rows(session: Any, job_rows: list[dict[str, Any]], event_rows: list[dict[str, Any]],
+               decisions: list[tuple[int, list[ChannelDecision]]], now: Any) -> None:
+    """Job rows, event states and decisions of a batch, as executemany statements."""
+    conn = session.connection()
+    for keep in (True, False):  # rows that keep their not_before, rows that change it
+        rows = [{k: v for k, v in r.items() if k != "keep_not_before"
+                 and not (keep and k == "b_not_before")}
+                for r in job_rows if r["keep_not_before"] is keep]
+        if not rows:
+            continue
+        values: dict[str, Any] = {
+            "state": bindparam("b_state"), "lease_owner": None, "lease_until": None,
+            "attempts": bindparam("b_attempts"), "last_error": bindparam("b_last_error"),
+            "updated_at": bindparam("b_updated_at")}
+        if not keep:
+            values["not_before"] = bindparam("b_not_before")
+        conn.execute(update(OUTBOX).where(OUTBOX.c.id == bindparam("b_id")).values(**values), rows)
+    if event_rows:
+        conn.execute(update(EVENTS).where(EVENTS.c.id == bindparam("b_id")).values(
+            state=bindparam("b_state")), event_rows)
+    if decisions:
+        conn.execute(delete(DECISIONS_T).where(DECISIONS_T.c.event_pk.in_([pk for pk, _ in decisions])))
+        rows = [{"event_pk": pk, "channel": d.channel, "outcome": str(d.outcome),
+                 "reason": d.reason, "detail": d.detail, "created_at": now}
+                for pk, made in decisions for d in made]
+        if rows:
+            conn.execute(insert(DECISIONS_T), rows)
