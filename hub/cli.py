@@ -57,18 +57,25 @@ def serve(
 @app.command("worker")
 def worker_cmd(
     processes: Annotated[int, typer.Option(help="Worker processes")] = 1,
-    threads: Annotated[int, typer.Option(help="Worker threads per process")] = 1,
+    threads: Annotated[int, typer.Option(help="dramatiq consumer threads per process")] = 1,
+    metrics_port: Annotated[int | None, typer.Option(
+        help="Serve Prometheus /metrics on this port (all processes of this command)")] = None,
 ) -> None:
     """Run workers until SIGTERM/SIGINT: jobs in hand finish, unstarted ones go back.
 
     With HUB_BROKER_URL set they are dramatiq consumers plus the outbox relay; otherwise
-    they poll the outbox directly.
+    they poll the outbox directly. Each process keeps HUB_SEND_CONCURRENCY provider calls in
+    flight.
     """
     import subprocess
     import sys
 
     settings = get_settings()
     configure(settings.log_level, settings.log_json)
+    if metrics_port is not None:
+        from hub.scrape import serve_metrics
+
+        serve_metrics(settings, metrics_port)
     children = [
         subprocess.Popen([sys.executable, "-m", "hub", "worker", "--threads", str(threads)])
         for _ in range(processes - 1)
@@ -93,8 +100,10 @@ def _run_workers(settings: Settings, threads: int, stop: threading.Event) -> Non
 
         from hub.dispatch import Dispatcher, make_broker
 
-        dispatcher = Dispatcher(runtime, make_broker(settings.broker_url))
-        consumer = dramatiq.Worker(dispatcher.broker, queues={settings.broker_queue}, worker_threads=threads)
+        dispatcher = Dispatcher(runtime.db, runtime.pipeline, settings,
+                                make_broker(settings.broker_url))
+        consumer = dramatiq.Worker(dispatcher.broker, queues=dispatcher.queues,
+                                   worker_threads=threads)
         consumer.start()
         relay = dispatcher.start_relay()
         while not stop.wait(0.5):
@@ -102,16 +111,17 @@ def _run_workers(settings: Settings, threads: int, stop: threading.Event) -> Non
         dispatcher.stop()
         relay.join(timeout=10)
         consumer.stop(timeout=60_000)  # finishes messages in hand, requeues prefetched ones
+        dispatcher.close_engine()  # the jobs handed to the engine finish and are recorded
         dispatcher.broker.close()
     else:
-        workers = [Worker(runtime.db, runtime.pipeline, settings) for _ in range(threads)]
-        running = [w.start_thread() for w in workers]
+        # One engine per process keeps HUB_SEND_CONCURRENCY calls in flight; more polling
+        # threads would only add claim transactions.
+        worker = Worker(runtime.db, runtime.pipeline, settings)
+        running = worker.start_thread()
         while not stop.wait(0.5):
             pass
-        for w in workers:
-            w.stop()
-        for t in running:
-            t.join(timeout=60)
+        worker.stop()
+        running.join(timeout=90)
     runtime.db.dispose()
 
 

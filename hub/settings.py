@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(default=0.2, description="Idle poll interval.")
     worker_lease_seconds: float = Field(default=60.0, description="Claim lease; reclaimed after.")
     worker_batch: int = Field(default=20, description="Outbox rows claimed per poll.")
+    send_concurrency: int = Field(default=64, ge=1, le=1024,
+                                  description="Provider calls in flight per worker process.")
     max_attempts: int = Field(default=8, description="Attempts before a dead letter.")
     retry_base_seconds: float = Field(default=2.0, description="First retry delay.")
     retry_max_seconds: float = Field(default=600.0, description="Longest retry delay.")
