@@ -9,24 +9,43 @@ from typing import Any
 
 import structlog
 
-_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
-_PHONE = re.compile(r"\+?\d[\d \-]{6,}(\d{3})")
+# Internationalised addresses too (RFC 6531): \w is Unicode-aware, so "zażółć@example.pl"
+# and "用户@例子.中国" match like ASCII ones. The first character and the domain stay.
+_EMAIL = re.compile(r"([\w%+-])[\w.%+-]*@((?:[\w-]+\.)+[\w-]{2,})")
+# A phone number in any common writing: E.164 with or without spaces, national Polish
+# formats ("512 345 678", "512-345-678", "512.345.678", "(22) 123 45 67"), 00-prefixed. A
+# candidate is 7 to 15 digits joined by at most two separators; `_phone` then keeps those
+# with at least 9 digits that are not a date, and shows only the last three.
+# Letters or digits around it mean an identifier (PL0001234567); an underscore does not.
+_PHONE = re.compile(r"(?<![^\W_]|\+)\+?\(?[0-9](?:[ .\-()/]{0,2}[0-9]){6,14}(?![^\W_])")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _SECRET_KEYS = {"authorization", "x-api-key", "api_key", "token", "password", "secret"}
+
+
+def _phone(match: re.Match[str]) -> str:
+    text = match.group(0)
+    digits = [c for c in text if c.isdigit()]
+    if len(digits) < 9 or _DATE.match(text):
+        return text
+    return "***" + "".join(digits[-3:])
 
 
 def mask_text(text: str) -> str:
     """Masks e-mail addresses and phone numbers inside free text."""
     text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
-    return _PHONE.sub(lambda m: f"***{m.group(1)}", text)
+    return _PHONE.sub(_phone, text)
 
 
 def _mask(value: Any) -> Any:
     if isinstance(value, str):
         return mask_text(value)
     if isinstance(value, dict):
-        return {k: "***" if str(k).lower() in _SECRET_KEYS else _mask(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+        return {_mask(k): "***" if str(k).lower() in _SECRET_KEYS else _mask(v)
+                for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
         return [_mask(v) for v in value]
+    if isinstance(value, BaseException):  # an exception passed as a value, not via exc_info
+        return mask_text(f"{type(value).__name__}: {value}")
     return value
 
 
@@ -39,7 +58,10 @@ def configure(level: str = "INFO", json: bool = True, stream: Any = None) -> Non
     renderer: Any = (
         structlog.processors.JSONRenderer(ensure_ascii=False)
         if json
-        else structlog.dev.ConsoleRenderer(colors=False)
+        # plain tracebacks: the default (rich) one prints every frame's locals, with
+        # whatever personal data they hold, past the masking processor
+        else structlog.dev.ConsoleRenderer(colors=False,
+                                           exception_formatter=structlog.dev.plain_traceback)
     )
     structlog.configure(
         processors=[

@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from channels.push_endpoints import DEFAULT_PUSH_HOSTS
+
 _DEV_SECRET = "dev-insecure-change-me"
 
 
@@ -112,6 +114,13 @@ class Settings(BaseSettings):
     throttle_sqlite_synchronous: Literal["NORMAL", "FULL"] = Field(
         default="NORMAL", description="fsync of the SQLite counters (events stay FULL)."
     )
+    # --- hardening (issue 11): where push may go ---
+    push_allowed_hosts: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_PUSH_HOSTS),
+        description="Push services the hub posts to (JSON list): host names, `*.domain` for "
+        "sub-domains (https only), or a full origin such as http://127.0.0.1:8765 to admit a "
+        "local push service explicitly. Anything else, and any name resolving to a private "
+        "address, is refused.")
     log_level: str = "INFO"
     log_json: bool = True
 

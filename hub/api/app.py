@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from hub import __version__
 from hub.api import channels, events, ops, preferences, problems, templates
+from hub.api.guard import InputGuard
 from hub.api.limits import BodySizeLimit
 from hub.logs import configure
 from hub.runtime import HubRuntime
@@ -41,6 +42,7 @@ def create_app(runtime: HubRuntime, embedded_worker: bool = False) -> FastAPI:
     app.include_router(preferences.router)
     app.include_router(templates.router)
     app.include_router(channels.router)
+    app.add_middleware(InputGuard)  # inside the size limit, which bounds what it buffers
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
     return app
 

@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from twilio.request_validator import RequestValidator
 
 from hub.api.problems import Problem
+from hub.db import retry_on_conflict
 from hub.receipts import (
     ConsentSignal,
     KeywordAction,
@@ -77,6 +78,7 @@ async def twilio_status(request: Request) -> Response:
     return Response(status_code=204)
 
 
+@retry_on_conflict  # receipts posted twice at once: one applies, one no-ops
 def _twilio_status(request: Request, params: dict[str, str], status: str) -> None:
     sid, code = params.get("MessageSid"), params.get("ErrorCode")
     with request.app.state.runtime.db.transaction() as session:
@@ -100,6 +102,7 @@ async def twilio_inbound(request: Request) -> Response:
     return Response(EMPTY_TWIML, media_type="text/xml")
 
 
+@retry_on_conflict
 def _twilio_inbound(request: Request, params: dict[str, str]) -> KeywordAction:
     with request.app.state.runtime.db.transaction() as session:
         return apply_inbound_keyword(session, "sms", params.get("From", ""),
@@ -138,6 +141,7 @@ def _sendgrid_signed(public_key: str, body: str, signature: str, stamp: str) -> 
         return False
 
 
+@retry_on_conflict
 def _sendgrid_apply(request: Request, events: list[Any]) -> int:
     applied = 0
     with request.app.state.runtime.db.transaction() as session:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+from datetime import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Request, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, HttpUrl
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from channels.push_endpoints import PushEndpointError, check_subscription
 from hub.api.auth import require
 from hub.api.problems import Problem
 from hub.consents import record_consent
@@ -23,7 +24,8 @@ from hub.customers import (
     set_phone,
     tombstone_key,
 )
-from hub.events import event_types
+from hub.db import retry_on_conflict
+from hub.events import Instant, event_types
 from hub.gdpr import consent_json, erase_customer, export_customer, state_json
 from hub.keys import Principal, Scope
 from hub.links import preference_link
@@ -94,7 +96,7 @@ class ConsentIn(_Strict):
     legal_basis: LegalBasis = LegalBasis.CONSENT
     source: ConsentSource
     text_version: Annotated[str, Field(max_length=64)] | None = None
-    at: AwareDatetime | None = None
+    at: Instant | None = None  # aware, 1970..2200 (hub.events.sane_instant)
 
 
 class PushKeys(_Strict):
@@ -167,6 +169,7 @@ def customer_json(session: Session, customer: Customer) -> dict[str, Any]:
 
 @router.put("/{customer_id}", responses={201: {"description": "Created"},
                                           410: {"description": "Erased on request"}})
+@retry_on_conflict  # two PUTs of one new customer: one creates, the other updates
 def put_customer(customer_id: CustomerId, body: CustomerIn, request: Request,
                  response: Response, _who: Writer) -> dict[str, Any]:
     """Creates or replaces a profile; the phone must be a valid mobile number (stored E.164)."""
@@ -291,10 +294,12 @@ def post_consent(customer_id: CustomerId, body: ConsentIn, request: Request, _wh
 def post_push(customer_id: CustomerId, body: PushSubscriptionIn, request: Request,
               _who: Writer) -> dict[str, Any]:
     """Adds a browser push subscription (the PushSubscription JSON); several are allowed."""
-    if body.endpoint.scheme != "https":
-        raise Problem(422, "validation", "endpoint: push endpoints must use https")
-    expires = (datetime.fromtimestamp(body.expiration_time / 1000, UTC)
-               if body.expiration_time else None)
+    try:  # known push services only, and a sane expiry (channels/push_endpoints.py)
+        expires = check_subscription(str(body.endpoint), body.expiration_time,
+                                     request.app.state.runtime.settings.push_allowed_hosts)
+    except PushEndpointError as exc:
+        raise Problem(422, "validation", f"endpoint: {exc}", errors=[
+            {"path": "endpoint", "message": str(exc), "code": str(exc.problem)}]) from exc
     with _session(request) as session:
         customer = _existing(session, request, customer_id)
         row = save_push_subscription(session, customer, str(body.endpoint), body.keys.p256dh,
