@@ -13,7 +13,7 @@ from hub.api.guard import InputGuard
 from hub.api.limits import BodySizeLimit
 from hub.logs import configure
 from hub.runtime import HubRuntime
-from hub.settings import get_settings
+from hub.settings import get_settings, refuse_dev_secret
 
 
 def create_app(runtime: HubRuntime, embedded_worker: bool = False) -> FastAPI:
@@ -51,4 +51,5 @@ def app_from_settings() -> FastAPI:
     """Factory for `uvicorn --factory` (used by `hub serve --workers N`)."""
     settings = get_settings()
     configure(settings.log_level, settings.log_json)  # each uvicorn worker process logs alike
+    refuse_dev_secret(settings)  # also when started by uvicorn directly, without `hub serve`
     return create_app(HubRuntime.build(settings), embedded_worker=settings.embedded_worker)
