@@ -42,6 +42,7 @@ def create_app(runtime: HubRuntime, embedded_worker: bool = False) -> FastAPI:
     app.include_router(preferences.router)
     app.include_router(templates.router)
     app.include_router(channels.router)
+    problems.declare_problems(app)
     app.add_middleware(InputGuard)  # inside the size limit, which bounds what it buffers
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
     return app

@@ -4,7 +4,8 @@ Twilio signs with HMAC-SHA1 over the URL it was given plus the POST parameters
 (X-Twilio-Signature); it has no timestamp, and its receipts are idempotent here (history
 entries are de-duplicated, statuses only move forward). SendGrid signs the Event Webhook
 with ECDSA over timestamp + body; a timestamp outside the replay window is refused.
-Missing signature → 401; wrong signature or replay → 403; either way nothing changes.
+Missing signature → 401; wrong signature or replay → 403; either way nothing changes. A
+webhook of a provider this hub is not configured for answers 404 (it does not exist here).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ async def _twilio_form(request: Request) -> dict[str, str]:
     """The POST parameters, after checking X-Twilio-Signature against the URL Twilio used."""
     settings = _settings(request)
     if settings.twilio_auth_token is None:
-        raise Problem(503, "not-configured", "Twilio is not configured on this hub.")
+        raise Problem(404, "not-configured", "Twilio is not configured on this hub.")
     signature = request.headers.get("X-Twilio-Signature")
     if not signature:
         raise Problem(401, "unsigned", "X-Twilio-Signature is missing.")
@@ -114,7 +115,7 @@ async def sendgrid_events(request: Request) -> dict[str, int]:
     """SendGrid's signed Event Webhook: delivered, bounce, dropped, open, click..."""
     settings = _settings(request)
     if not settings.sendgrid_webhook_public_key:
-        raise Problem(503, "not-configured", "The SendGrid webhook key is not configured.")
+        raise Problem(404, "not-configured", "The SendGrid webhook key is not configured.")
     signature, stamp = request.headers.get(SG_SIGNATURE), request.headers.get(SG_TIMESTAMP)
     if not signature or not stamp:
         raise Problem(401, "unsigned", f"{SG_SIGNATURE} and {SG_TIMESTAMP} are required.")
