@@ -205,3 +205,38 @@ def test_concurrent_put_of_a_new_customer(hub: tuple[TestClient, HubRuntime]) ->
                        lambda: client.put("/v1/customers/c-race", json=body))
     assert sorted(r.status_code for r in replies) == [200, 201], [r.text for r in replies]
     assert _count(runtime, Customer) == 1
+
+
+def test_a_500_is_problem_json_and_its_log_holds_no_sql_parameters(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug reaching the store: the client gets a problem document, the log gets the
+    statement without its parameters (they are the customer's data)."""
+    import io
+
+    from sqlalchemy import text
+
+    from hub import intake
+    from hub.logs import configure
+
+    def broken(db: Any, producer: str, events: Any) -> Any:
+        with db.transaction() as session:  # a statement the store rejects, with personal data
+            session.execute(text("INSERT INTO customer_tombstones (digest, erased_at) "
+                                 "VALUES (:who, NULL)"),  # NOT NULL: an IntegrityError
+                            {"who": "+48512345678 anna.kowalska@example.pl"})
+
+    monkeypatch.setattr(intake, "_accept_once", broken)
+    stream = io.StringIO()
+    configure("INFO", json=True, stream=stream)
+    try:
+        runtime = make_runtime(f"sqlite:///{tmp_path / 'hub.db'}", tmp_path)
+        with TestClient(create_app(runtime), raise_server_exceptions=False) as client:
+            client.headers["Authorization"] = f"Bearer {api_key(runtime)}"
+            reply = client.post("/v1/events", json=event("e-bug"))
+    finally:
+        configure("INFO", json=True)
+    assert reply.status_code == 500
+    assert reply.headers["content-type"] == "application/problem+json"
+    assert reply.json()["type"].endswith("/internal")
+    logged = stream.getvalue()
+    assert "customer_tombstones" in logged and "parameters hidden" in logged
+    assert "512345678" not in logged and "kowalska" not in logged
