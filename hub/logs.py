@@ -58,16 +58,14 @@ def configure(level: str = "INFO", json: bool = True, stream: Any = None) -> Non
     renderer: Any = (
         structlog.processors.JSONRenderer(ensure_ascii=False)
         if json
-        # plain tracebacks: the default (rich) one prints every frame's locals, with
-        # whatever personal data they hold, past the masking processor
-        else structlog.dev.ConsoleRenderer(colors=False,
-                                           exception_formatter=structlog.dev.plain_traceback)
+        else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            # tracebacks become plain text here (no frame locals), then are masked like the rest
             structlog.processors.format_exc_info,
             _mask_processor,
             renderer,
