@@ -10,12 +10,20 @@ import typer
 
 from hub.keys import Scope, create_key, list_keys, revoke_key
 from hub.logs import configure
-from hub.settings import Settings, get_settings
+from hub.settings import DevSecretRefused, Settings, get_settings, refuse_dev_secret
 
 app = typer.Typer(help="Parcel Hub: omnichannel notifications for parcel events.",
                   no_args_is_help=True, add_completion=False)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+
+
+def _refuse_dev_secret(settings: Settings, host: str | None = None) -> None:
+    try:
+        refuse_dev_secret(settings, host)
+    except DevSecretRefused as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
 
 
 @app.command()
@@ -36,10 +44,7 @@ def serve(
 
     settings = get_settings()
     configure(settings.log_level, settings.log_json)
-    if host not in ("127.0.0.1", "localhost", "::1") and settings.uses_dev_secret:
-        typer.echo("refusing to serve on a non-loopback host with the development "
-                   "HUB_SECRET_KEY; set a random secret first", err=True)
-        raise typer.Exit(2)
+    _refuse_dev_secret(settings, host)
     HubRuntime.build(settings).db.dispose()  # migrate an empty store once, before forking
     os.environ["HUB_EMBEDDED_WORKER"] = "true" if worker and settings.embedded_worker else "false"
     private_metrics = workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
@@ -72,6 +77,7 @@ def worker_cmd(
 
     settings = get_settings()
     configure(settings.log_level, settings.log_json)
+    _refuse_dev_secret(settings)
     if metrics_port is not None:
         from hub.scrape import serve_metrics
 

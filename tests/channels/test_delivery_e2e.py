@@ -84,7 +84,7 @@ def test_console_stays_the_default(make_hub, tmp_path):
 
 def _push_hub(make_hub, fake_push, **more):
     private, public = generate_vapid_keys()
-    hub = make_hub(vapid_private_key=private, **more)
+    hub = make_hub(vapid_private_key=private, push_allowed_hosts=[fake_push.url], **more)
     reply = hub.client.get("/v1/push/vapid-public-key")
     assert reply.status_code == 200 and reply.json()["public_key"] == public
     return hub, public
