@@ -218,7 +218,7 @@ def test_a_500_is_problem_json_and_its_log_holds_no_sql_parameters(
     from hub import intake
     from hub.logs import configure
 
-    def broken(db: Any, producer: str, events: Any) -> Any:
+    def broken(db: Any, producer: str, events: Any, tenant: str) -> Any:
         with db.transaction() as session:  # a statement the store rejects, with personal data
             session.execute(text("INSERT INTO customer_tombstones (digest, erased_at) "
                                  "VALUES (:who, NULL)"),  # NOT NULL: an IntegrityError

@@ -338,9 +338,12 @@ def test_the_rate_limiter_hook_is_asked_before_each_call(runtime: HubRuntime) ->
             self.acquired: list[str] = []
             self.penalized: list[tuple[str, float]] = []
 
-        def acquire(self, key: str) -> float:
+        def acquire(self, key: str, timeout: float | None = None) -> float:
             self.acquired.append(key)
             return 0.0
+
+        def close(self) -> None:
+            pass
 
         def penalize(self, key: str, retry_after: float) -> None:
             self.penalized.append((key, retry_after))
