@@ -1,9 +1,10 @@
 """The send path's side of provider rate limits (`channels.ratelimit`): wait for a slot
 before the provider call, slow the bucket down when the provider answers 429/Retry-After.
 
-`hub.delivery.deliver` calls `wait_turn` before it marks the send record `sending` (a
-process killed while waiting then leaves nothing behind to reconcile) and `after_send` with
-the provider's answer. The limiter is built once per process from the process settings.
+`hub.delivery.call` calls `wait_turn` just before the provider call, after the engine has
+committed the send record as `sending` (a process killed while waiting leaves that record to
+be reconciled like a crash mid-call), and `after_send` with the provider's answer. The
+limiter is built once per process from the process settings.
 """
 
 from __future__ import annotations
