@@ -66,7 +66,8 @@ def worker_cmd(
     metrics_port: Annotated[int | None, typer.Option(
         help="Serve Prometheus /metrics on this port (all processes of this command)")] = None,
 ) -> None:
-    """Run workers until SIGTERM/SIGINT: jobs in hand finish, unstarted ones go back.
+    """Run workers until SIGTERM/SIGINT: the jobs in hand finish (with a broker, unstarted
+    messages go back to the queue).
 
     With HUB_BROKER_URL set they are dramatiq consumers plus the outbox relay; otherwise
     they poll the outbox directly. Each process keeps HUB_SEND_CONCURRENCY provider calls in

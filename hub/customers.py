@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -297,13 +297,13 @@ def alive_customers(session: Session, key: str, wanted: set[tuple[str, str]]
     if not wanted:
         return set()
     query = select(Customer.tenant, Customer.external_id).where(
-        Customer.external_id.in_([i for _, i in wanted]))
+        tuple_(Customer.tenant, Customer.external_id).in_(list(wanted)))
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(key_share=True)
-    found = {row for row in session.execute(query).tuples() if row in wanted}
+    found = set(session.execute(query).tuples())
     digests = {(t, tombstone_digest(key, i)): (t, i) for t, i in found}
     erased = {digests[row] for row in session.execute(
         select(CustomerTombstone.tenant, CustomerTombstone.digest)
-        .where(CustomerTombstone.digest.in_([d for _, d in digests]))).tuples()
-        if row in digests} if digests else set()
+        .where(tuple_(CustomerTombstone.tenant, CustomerTombstone.digest).in_(list(digests))))
+        .tuples()} if digests else set()
     return found - erased

@@ -115,7 +115,7 @@ class Engine:
         self._capacity = threading.Condition()
         self._stop = threading.Event()
         # a send record younger than this may belong to a call still in flight elsewhere
-        self.in_doubt_seconds = settings.provider_timeout_seconds + 5.0
+        self.in_doubt_seconds = settings.send_window_seconds
         self._threads = [threading.Thread(target=self._record_forever, name="hub-record",
                                           daemon=True),
                          threading.Thread(target=self._heartbeat_forever, name="hub-lease",

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, null, select, update
+from sqlalchemy import Table, null, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -128,12 +128,13 @@ def load_customers(session: Session, refs: list[Inline], erasure_key: str
     change); None for an erased customer. The one place customers are looked up for a batch."""
     ids = list(dict.fromkeys((r.tenant, r.ref["id"]) for r in refs))
     digests = {(t, tombstone_digest(erasure_key, i)): (t, i) for t, i in ids}
-    erased = {digests[t, d] for t, d in session.execute(
+    # row-value IN on (tenant, …): the unique indexes lead with the tenant
+    erased = {digests[row] for row in session.execute(
         select(CustomerTombstone.tenant, CustomerTombstone.digest)
-        .where(CustomerTombstone.digest.in_([d for _, d in digests]))).tuples() if (t, d) in digests}
+        .where(tuple_(CustomerTombstone.tenant, CustomerTombstone.digest).in_(list(digests))))
+        .tuples()}
     found = {(c.tenant, c.external_id): c for c in session.scalars(
-        select(Customer).where(Customer.external_id.in_([i for _, i in ids])))
-        if (c.tenant, c.external_id) in digests.values()}
+        select(Customer).where(tuple_(Customer.tenant, Customer.external_id).in_(ids)))}
     missing = [k for k in ids if k not in found and k not in erased]
     if missing:  # one INSERT for all new customers; a concurrent creation is simply kept
         dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
@@ -141,8 +142,7 @@ def load_customers(session: Session, refs: list[Inline], erasure_key: str
             index_elements=["tenant", "external_id"]),
             [{"tenant": t, "external_id": i, "preferences": {}} for t, i in missing])
         found |= {(c.tenant, c.external_id): c for c in session.scalars(
-            select(Customer).where(Customer.external_id.in_([i for _, i in missing])))
-            if (c.tenant, c.external_id) in missing}
+            select(Customer).where(tuple_(Customer.tenant, Customer.external_id).in_(missing)))}
     out: dict[tuple[str, str], Customer | None] = dict.fromkeys(erased)
     now = utcnow()
     for r in sorted(refs, key=lambda r: r.occurred_at):
@@ -182,11 +182,12 @@ def _recipients(session: Session, customers: list[Customer], erasure_key: str
     # suppressions are matched by the keyed digest of the address (erasure clears the clear text)
     digests = {(c.tenant, channel, address_digest(erasure_key, channel, a))
                for c in customers for channel, a in (("sms", c.phone), ("email", c.email)) if a}
-    suppressed = {row for row in session.execute(
+    suppressed = set(session.execute(
         select(ChannelSuppression.tenant, ChannelSuppression.channel,
                ChannelSuppression.address_digest)
-        .where(ChannelSuppression.address_digest.in_([d for _, _, d in digests]),
-               ChannelSuppression.lifted_at.is_(None))).tuples() if row in digests}
+        .where(tuple_(ChannelSuppression.tenant, ChannelSuppression.channel,
+                      ChannelSuppression.address_digest).in_(list(digests)),
+               ChannelSuppression.lifted_at.is_(None))).tuples()) if digests else set()
     out = {}
     for c in customers:
         profile = to_profile(c, subs.get(c.id))

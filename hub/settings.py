@@ -177,6 +177,13 @@ class Settings(BaseSettings):
     log_json: bool = True
 
     @property
+    def send_window_seconds(self) -> float:
+        """The longest a send record may rightly stay `sending`: the wait for a rate-limit
+        slot plus one provider call, with a margin. A younger record may belong to a call
+        still in flight (not reconciled yet); an erasure waits this long for it."""
+        return self.rate_limit_max_wait_seconds + self.provider_timeout_seconds + 5.0
+
+    @property
     def uses_dev_secret(self) -> bool:
         return self.secret_key.get_secret_value() == _DEV_SECRET
 

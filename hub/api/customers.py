@@ -217,7 +217,7 @@ def delete_customer(customer_id: CustomerId, request: Request, who: Writer) -> R
     """Erases the customer's personal data everywhere and keeps a tombstone (idempotent)."""
     runtime = request.app.state.runtime
     erasure = erase(runtime.db, who.tenant, _key(request), customer_id,
-                    in_flight_seconds=runtime.settings.provider_timeout_seconds + 5.0)
+                    in_flight_seconds=runtime.settings.send_window_seconds)
     if erasure is None:
         raise Problem(404, "not-found", f"No customer {customer_id!r}.")
     stages = runtime.pipeline.stages

@@ -266,8 +266,12 @@ def test_the_hub_sends_at_most_the_configured_rate(make_hub, process_limits):
             hub.post(event(f"evt-{n}", customer=_customer(n)))
         hub.run_until_idle()
         assert len(fake.messages) == 6
-        gaps = [b - a for a, b in zip(fake.arrivals, fake.arrivals[1:], strict=False)]
-        assert min(gaps) >= 0.17  # 5/s: one every 0.2 s (less the request's own jitter)
+        # 5/s: slots 0.2 s apart. Arrivals at the fake jitter by the request's own time on a
+        # busy machine (a late one is followed by a short gap), so check the rate over windows
+        arrivals = fake.arrivals
+        assert arrivals[-1] - arrivals[0] >= 0.85
+        assert max(sum(1 for t in arrivals if start <= t < start + 0.5)
+                   for start in arrivals) <= 3
 
 
 def test_a_429_with_retry_after_pauses_every_later_send(make_hub, process_limits):
