@@ -84,10 +84,12 @@ def worker_cmd(
 
 
 def _run_workers(settings: Settings, threads: int, stop: threading.Event) -> None:
+    from hub.followups.firing import start_loop
     from hub.runtime import HubRuntime
     from hub.worker import Worker
 
     runtime = HubRuntime.build(settings)
+    followups = start_loop(runtime)  # due timers fire here too (claims are leased)
     if settings.broker_url:
         import dramatiq
 
@@ -112,6 +114,7 @@ def _run_workers(settings: Settings, threads: int, stop: threading.Event) -> Non
             w.stop()
         for t in running:
             t.join(timeout=60)
+    followups.stop()
     runtime.db.dispose()
 
 

@@ -13,6 +13,7 @@ from channels import ChannelAdapter
 from hub import migrate, transports
 from hub.customers import tombstone_key
 from hub.db import Database, make_engine
+from hub.followups.firing import start_loop as start_followups  # follow-up timers
 from hub.keys import KeyVerifier
 from hub.links import message_links
 from hub.pipeline import Pipeline, Stages
@@ -108,11 +109,14 @@ class HubRuntime:
 
             self.dispatcher = Dispatcher(self, make_broker(self.settings.broker_url))
             self._thread = self.dispatcher.start_relay()
-            return
-        self.worker = Worker(self.db, self.pipeline, self.settings)
-        self._thread = self.worker.start_thread()
+        else:
+            self.worker = Worker(self.db, self.pipeline, self.settings)
+            self._thread = self.worker.start_thread()
+        self.followups = start_followups(self)  # follow-up timers
 
     def stop(self) -> None:
+        if getattr(self, "followups", None) is not None:  # follow-up timers
+            self.followups.stop()
         if self.dispatcher is not None:
             self.dispatcher.stop()
         if self.worker is not None:

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from hub.api.auth import require
 from hub.api.problems import Problem
 from hub.events import EventIn
+from hub.followups.view import timers_of
 from hub.intake import IdempotencyConflict, IntakeResult, IntakeStatus, accept
 from hub.keys import Principal, Scope
 from hub.models import Decision, Event, Notification
@@ -134,6 +135,7 @@ def get_event(
                 for d in decisions
             ],
             "notifications": [_notification(n) for n in notes],
+            "followups": timers_of(session, event.id),
         }
 
 
