@@ -193,3 +193,31 @@ def test_an_accepted_event_and_its_timers_commit_together(runtime: HubRuntime) -
                                  EventIn.model_validate(clash)])
     with runtime.db.sessions() as s:
         assert s.scalar(select(func.count()).select_from(FollowupTimer)) == 2
+
+
+def test_several_firing_loops_fire_each_timer_once(runtime: HubRuntime) -> None:
+    """Three processes' loops racing over the same due timers (leases / SKIP LOCKED)."""
+    import threading
+
+    from hub.events import EventIn
+    from hub.intake import accept
+
+    deadline = utcnow() + timedelta(hours=30)
+    accept(runtime.db, "p", [EventIn.model_validate(
+        ready(f"evt-{i}", deadline) | {"parcel": {
+            **event()["parcel"], "tracking_number": f"PL00000{i:05d}",
+            "pickup_point": {"id": "WAW123M", "deadline": _iso(deadline)}}})
+        for i in range(30)])
+    due = deadline - timedelta(hours=3)
+    counts: list[int] = []
+    threads = [threading.Thread(target=lambda: counts.append(
+        sum(fire_due(runtime.db, now=due, limit=5) for _ in range(20)))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    with runtime.db.sessions() as s:
+        fired = s.scalar(select(func.count()).select_from(Event)
+                         .where(Event.producer == PRODUCER))
+        states = s.scalars(select(FollowupTimer.state)).all()
+    assert sum(counts) == fired == 60 and set(states) == {"fired"}
