@@ -10,6 +10,7 @@ from typing import Any
 
 from hub.config_files import ConfigFileError, line_of, read_toml
 from hub.events import Category, EventType
+from hub.settings import Settings
 
 BUILTIN_TYPES_FILE = Path(__file__).with_name("event_types.toml")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
@@ -94,3 +95,17 @@ def missing_fields(payload: dict[str, Any], required: tuple[str, ...]) -> list[s
         if node is None or node == "" or node == [] or node == {}:
             missing.append(dotted)
     return missing
+
+
+def template_overlays(settings: Settings) -> tuple[Path, ...]:
+    """The operator's template directory (HUB_TEMPLATES_DIR), if any."""
+    return (Path(settings.templates_dir),) if settings.templates_dir else ()
+
+
+def types_not_for(tenant: str, type_names: list[str]) -> list[str]:
+    """The event types among `type_names` that the types file reserves for other tenants."""
+    from hub.events import event_types
+
+    known = event_types()
+    return sorted({name for name in type_names
+                   if known[name].tenants is not None and tenant not in known[name].tenants})

@@ -13,6 +13,7 @@ from channels import ChannelAdapter
 from hub import migrate, transports
 from hub.customers import tombstone_key
 from hub.db import Database, make_engine
+from hub.event_catalog import template_overlays  # configured templates (issue 15)
 from hub.followups.firing import start_loop as start_followups  # follow-up timers
 from hub.keys import KeyVerifier
 from hub.links import message_links
@@ -73,7 +74,8 @@ def build_renderer(settings: Settings) -> Renderer:
         or f"{settings.public_base_url.rstrip('/')}/preferences",
     )
     return Renderer(transliteration=Transliteration(settings.templates_sms_transliteration),
-                    brand=brand, links=partial(message_links, settings))
+                    brand=brand, links=partial(message_links, settings),
+                    overlays=template_overlays(settings))  # configured templates (issue 15)
 
 
 def build_stages(settings: Settings, db: Database) -> Stages:

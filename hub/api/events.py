@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from hub.api.auth import require
 from hub.api.problems import Problem
+from hub.event_catalog import types_not_for
 from hub.events import EventIn
 from hub.followups.view import timers_of
 from hub.intake import IdempotencyConflict, IntakeResult, IntakeStatus, accept
@@ -45,6 +46,12 @@ def _reply(result: IntakeResult) -> IntakeReply:
 
 def _accept(request: Request, who: Principal, events: list[EventIn]) -> list[IntakeResult]:
     runtime = request.app.state.runtime
+    reserved = types_not_for(who.tenant, [e.type for e in events])
+    if reserved:  # a tenant's own event types (HUB_EVENT_TYPES_FILE `tenants`)
+        raise Problem(422, "validation", f"Event type(s) not available to this "
+                      f"tenant: {', '.join(reserved)}",
+                      errors=[{"path": "type", "message": f"unknown event type {t!r}"}
+                              for t in reserved])
     try:
         results = accept(runtime.db, who.producer, events, tenant=who.tenant)
     except IdempotencyConflict as exc:
