@@ -221,3 +221,47 @@ def test_several_firing_loops_fire_each_timer_once(runtime: HubRuntime) -> None:
                          .where(Event.producer == PRODUCER))
         states = s.scalars(select(FollowupTimer.state)).all()
     assert sum(counts) == fired == 60 and set(states) == {"fired"}
+
+
+def test_feedback_request_2h_after_delivery_once_per_customer_per_30_days(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The packaged feedback rule is active once `parcel.feedback_request` is a known type
+    (the feedback category registers it; here a types file does)."""
+    from hub.settings import get_settings
+
+    types = tmp_path / "types.toml"
+    types.write_text('[types."parcel.feedback_request"]\ncategory = "transactional"\n')
+    monkeypatch.setenv("HUB_EVENT_TYPES_FILE", str(types))
+    get_settings.cache_clear()
+    rt = make_runtime(database_url, tmp_path)
+    try:
+        with TestClient(create_app(rt)) as client:
+            client.headers["Authorization"] = f"Bearer {api_key(rt)}"
+            now = utcnow().replace(microsecond=0)
+            client.post("/v1/events", json=event("evt-d1", type_="parcel.delivered",
+                                                 occurred_at=_iso(now)))
+            second = event("evt-d2", type_="parcel.delivered", occurred_at=_iso(now))
+            second["parcel"]["tracking_number"] = "PL0009999999"
+            client.post("/v1/events", json=second)
+            (first,) = _timers(client, "evt-d1")
+            assert (first["rule"], first["offset"], first["state"]) == (
+                "feedback_request", "+2h", "scheduled")
+            assert datetime.fromisoformat(first["fire_at"]) == now + timedelta(hours=2)
+            assert [(t["state"], t["reason"]) for t in _timers(client, "evt-d2")] == [
+                ("skipped", "once_per_customer")]
+            assert fire_due(rt.db, now=now + timedelta(hours=2, seconds=1)) == 1
+            with rt.db.sessions() as s:
+                fired = s.scalars(select(Event).where(Event.producer == PRODUCER)).one()
+            assert fired.type == "parcel.feedback_request"
+            assert fired.payload["data"]["followup"] == {"rule": "feedback_request",
+                                                         "offset": "+2h", "of": "evt-d1"}
+    finally:
+        rt.db.dispose()
+        get_settings.cache_clear()
+
+
+def test_without_the_feedback_type_the_packaged_rule_stays_off(client: TestClient) -> None:
+    client.post("/v1/events", json=event("evt-d1", type_="parcel.delivered",
+                                         occurred_at=_iso(utcnow())))
+    assert _timers(client, "evt-d1") == []
