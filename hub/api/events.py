@@ -12,6 +12,7 @@ from hub.api.auth import require
 from hub.api.problems import Problem
 from hub.event_catalog import types_not_for
 from hub.events import EventIn
+from hub.followups.firing import PRODUCER as FOLLOWUP_PRODUCER
 from hub.followups.view import timers_of
 from hub.intake import IdempotencyConflict, IntakeResult, IntakeStatus, accept
 from hub.keys import Principal, Scope
@@ -117,6 +118,10 @@ def get_event(
         event = session.scalar(
             select(Event).where(Event.producer == who.producer, Event.event_id == event_id)
         )
+        if event is None:  # a follow-up the hub started itself, for this tenant
+            event = session.scalar(select(Event).where(
+                Event.producer == FOLLOWUP_PRODUCER, Event.tenant == who.tenant,
+                Event.event_id == event_id))
         if event is None:
             raise Problem(404, "not-found", f"No event {event_id!r} from this producer.")
         decisions = session.scalars(
