@@ -265,3 +265,10 @@ def test_without_the_feedback_type_the_packaged_rule_stays_off(client: TestClien
     client.post("/v1/events", json=event("evt-d1", type_="parcel.delivered",
                                          occurred_at=_iso(utcnow())))
     assert _timers(client, "evt-d1") == []
+
+
+def test_no_key_may_post_as_the_hubs_own_producer(runtime: HubRuntime) -> None:
+    from hub.keys import Scope, create_key
+
+    with pytest.raises(ValueError, match="hub's own"):
+        create_key(runtime.db, PRODUCER, [Scope.EVENTS_WRITE])
