@@ -28,6 +28,7 @@ from hub.models import (
     CustomerTombstone,
     Decision,
     Event,
+    FollowupTimer,
     Notification,
     OutboxJob,
     PushSubscriptionRow,
@@ -107,6 +108,13 @@ def export_customer(session: Session, tenant: str, key: str, external_id: str
         "suppressions": suppressions_json(session, tenant, key, addresses),
         "inbound_keywords": inbound_keywords_json(session, tenant, key, addresses),
         "throttling": export_throttling(session, customer_key(key, tenant, external_id)),
+        "followups": [
+            {"rule": t.rule, "type": t.send_type, "offset": t.offset,
+             "fire_at": t.fire_at.isoformat(), "state": t.state, "reason": t.reason}
+            for t in session.scalars(select(FollowupTimer).where(
+                FollowupTimer.tenant == tenant,
+                FollowupTimer.customer_key == customer_key(key, tenant, external_id)))
+        ],
     }
 
 
@@ -192,6 +200,9 @@ def erase_customer(session: Session, tenant: str, key: str, external_id: str) ->
         channel: address for channel, found in addresses.items() for address in found}))
     held |= bool(forget_inbound_keywords(session, tenant, key, addresses))
     held |= bool(forget_throttling(session, ckey))
+    # follow-up timers not yet fired are moot, and every timer names the customer's key
+    session.execute(delete(FollowupTimer).where(FollowupTimer.tenant == tenant,
+                                                FollowupTimer.customer_key == ckey))
     log.info("customer_erased", tombstone=digest[:12], customer=ckey, held=held)
     everything = set(endpoints).union(*addresses.values())
     return Erasure(held, ckey, frozenset(everything), send_keys)
