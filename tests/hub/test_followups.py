@@ -272,3 +272,34 @@ def test_no_key_may_post_as_the_hubs_own_producer(runtime: HubRuntime) -> None:
 
     with pytest.raises(ValueError, match="hub's own"):
         create_key(runtime.db, PRODUCER, [Scope.EVENTS_WRITE])
+
+
+def test_both_reminders_of_a_parcel_pass_the_packaged_throttling_policy(
+    database_url: str, tmp_path: Path,
+) -> None:
+    """The −4 h reminder is not a duplicate of the −24 h one (same parcel, status, channel)."""
+    from throttling.policy import DEFAULT_POLICY_FILE
+
+    policy = tmp_path / "policy.toml"  # the packaged policy without quiet hours: any hour
+    policy.write_text(DEFAULT_POLICY_FILE.read_text("utf-8").replace(
+        "[quiet_hours]\nenabled = true", "[quiet_hours]\nenabled = false"), "utf-8")
+    rt = make_runtime(database_url, tmp_path, throttle_backend="memory",
+                      throttle_policy_file=str(policy))
+    try:
+        from hub.events import EventIn
+        from hub.intake import accept
+
+        deadline = utcnow().replace(microsecond=0) + timedelta(hours=30)
+        accept(rt.db, "p", [EventIn.model_validate(ready("evt-r1", deadline))])
+        _drain(rt)
+        for offset in (24, 4):
+            assert fire_due(rt.db, now=deadline - timedelta(hours=offset)) == 1
+            _drain(rt)
+        with rt.db.sessions() as s:
+            states = s.scalars(select(Event.state).where(Event.producer == PRODUCER)).all()
+        sent = read_outbox(tmp_path / "outbox.jsonl")
+        assert len(sent) == 3 and states == ["processed", "processed"], sent
+        assert "24 godziny" in sent[1]["parts"]["body"]
+        assert "Ostatnie godziny" in sent[2]["parts"]["body"]
+    finally:
+        rt.db.dispose()
