@@ -6,12 +6,13 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session
 
 from hub.customers import customer_key, tombstone_key
@@ -81,44 +82,189 @@ def match_key(payload: dict[str, Any], rule: Rule) -> str:
 def on_intake(session: Session, accepted: Sequence[Accepted], now: datetime | None = None
               ) -> None:
     """The intake hook: cancels timers the new events make moot, then schedules the new
-    events' own timers, in the caller's transaction."""
+    events' own timers, in the caller's transaction. What a batch needs from the store is
+    read in a few queries up front, then the events are applied in order in memory."""
     rules = active_rules()
-    if not rules or not accepted:
+    items = [i for i in accepted
+             if any(i.row["type"] == r.on or i.row["type"] in r.cancel_on for r in rules)]
+    if not items:
         return
-    now = now or utcnow()
-    key = tombstone_key(get_settings())
-    for item in accepted:
-        ctx = _Ctx(session, item, key)
+    batch = _Batch(session, rules, items, tombstone_key(get_settings()))
+    for item in items:
         for rule in rules:
             if item.row["type"] in rule.cancel_on:
-                _cancel_moot(ctx, rule)
+                batch.cancel_moot(item, rule)
             if item.row["type"] == rule.on:
-                _schedule(ctx, rule, now)
+                batch.schedule(item, rule, now or utcnow())
+    if batch.new:  # plain executemany: no ORM objects or RETURNING for rows nobody reads
+        session.execute(insert(FollowupTimer), [asdict(t) for t in batch.new])
+    session.flush()  # the loaded timers this batch cancelled or replaced
 
 
-@dataclass(frozen=True, slots=True)
-class _Ctx:
-    session: Session
-    item: Accepted
-    erasure_key: str
+@dataclass(slots=True)
+class _Pending:
+    """A timer row this batch will insert (mutable until then, like a loaded timer)."""
 
-    @property
-    def cust_key(self) -> str:
-        row = self.item.row
-        return customer_key(self.erasure_key, row["tenant"], row["customer_id"])
+    tenant: str
+    rule: str
+    offset: str
+    trigger_event_pk: int
+    trigger_occurred_at: datetime
+    scope_value: str
+    customer_key: str
+    match_key: str
+    send_type: str
+    fire_at: datetime
+    anchor_at: datetime | None
+    state: str
+    reason: str | None
+    detail: str | None
+    resolved_by_event_pk: int | None = None
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
 
-    def scope_value(self, rule: Rule) -> str | None:
+
+_Key = tuple[str, str, str]  # tenant, rule, scope value
+
+
+class _Batch:
+    """Open timers, moot-making events and per-customer windows of one intake batch."""
+
+    def __init__(self, session: Session, rules: tuple[Rule, ...], items: list[Accepted],
+                 erasure_key: str) -> None:
+        self.session, self.rules, self.items = session, rules, items
+        self.keys = {i.pk: customer_key(erasure_key, i.row["tenant"], i.row["customer_id"])
+                     for i in items}
+        self.new: list[_Pending] = []
+        self.open: dict[_Key, list[FollowupTimer | _Pending]] = defaultdict(list)
+        for timer in self._load_open():
+            self.open[(timer.tenant, timer.rule, timer.scope_value)].append(timer)
+        self.later = self._load_moot_events()
+        self.recent = self._load_windows()
+
+    def scope_value(self, item: Accepted, rule: Rule) -> str | None:
         if rule.scope is Scope.PARCEL:
-            tracking: str | None = self.item.row["tracking_number"]
+            tracking: str | None = item.row["tracking_number"]
             return tracking
-        return self.cust_key
+        return self.keys[item.pk]
 
+    def _load_open(self) -> list[FollowupTimer]:
+        scopes = {v for i in self.items for r in self.rules if (v := self.scope_value(i, r))}
+        return list(self.session.scalars(select(FollowupTimer).where(
+            FollowupTimer.tenant.in_({i.row["tenant"] for i in self.items}),
+            FollowupTimer.rule.in_([r.name for r in self.rules]),
+            FollowupTimer.scope_value.in_(scopes),
+            FollowupTimer.state == TimerState.SCHEDULED)))
 
-def _open_timers(ctx: _Ctx, rule: Rule, scope_value: str) -> list[FollowupTimer]:
-    return list(ctx.session.scalars(select(FollowupTimer).where(
-        FollowupTimer.tenant == ctx.item.row["tenant"], FollowupTimer.rule == rule.name,
-        FollowupTimer.scope_value == scope_value,
-        FollowupTimer.state == TimerState.SCHEDULED)))
+    def _load_moot_events(self) -> list[Event]:
+        """Stored events that may make a trigger of this batch moot (its scope, cancel types)."""
+        triggers = [(i, r) for i in self.items for r in self.rules
+                    if i.row["type"] == r.on and r.cancel_on]
+        if not triggers:
+            return []
+        parcels = {i.row["tracking_number"] for i, r in triggers if r.scope is Scope.PARCEL}
+        people = {i.row["customer_id"] for i, r in triggers if r.scope is Scope.CUSTOMER}
+        return list(self.session.scalars(select(Event).where(
+            Event.tenant.in_({i.row["tenant"] for i, _ in triggers}),
+            Event.type.in_({t for _, r in triggers for t in r.cancel_on}),
+            or_(Event.tracking_number.in_(parcels - {None}), Event.customer_id.in_(people)))))
+
+    def _load_windows(self) -> list[FollowupTimer]:
+        """Timers of once-per-customer rules for this batch's customers."""
+        names = [r.name for r in self.rules if r.once_per_customer_days]
+        if not names:
+            return []
+        return list(self.session.scalars(select(FollowupTimer).where(
+            FollowupTimer.rule.in_(names), FollowupTimer.customer_key.in_(set(self.keys.values())),
+            FollowupTimer.state.in_([TimerState.SCHEDULED, TimerState.FIRED]))))
+
+    def cancel_moot(self, item: Accepted, rule: Rule) -> None:
+        """A later event of the scope (delivered, points spent) cancels its open timers."""
+        scope_value = self.scope_value(item, rule)
+        row = item.row
+        for timer in self.open.get((row["tenant"], rule.name, scope_value or ""), []):
+            if timer.state != TimerState.SCHEDULED or timer.trigger_occurred_at > row["occurred_at"]:
+                continue  # an older later-event cannot answer a newer trigger
+            trigger = self.session.get(Event, timer.trigger_event_pk) if rule.cancel_if else None
+            if rule.cancel_if and not _cancels(rule, row["payload"],
+                                               trigger.payload if trigger else None):
+                continue
+            _resolve(timer, TimerState.CANCELLED, TimerReason.MOOT, item,
+                     f"{row['type']} {row['event_id']}")
+
+    def schedule(self, item: Accepted, rule: Rule, now: datetime) -> None:
+        """The trigger's own timers (skipped with a reason where they cannot go out)."""
+        row, scope_value = item.row, self.scope_value(item, rule)
+        anchor = (row["occurred_at"] if rule.at == "occurred_at"
+                  else anchor_of(row["payload"], rule))
+        plan = [(o, (anchor or row["occurred_at"]) + o.delta) for o in rule.offsets]
+        verdict = self._blocked(item, rule, anchor)
+        if verdict is None and scope_value is not None:
+            verdict = self._supersede(item, rule, scope_value)
+        if verdict is None and rule.once_per_customer_days:
+            verdict = self._window_used(item, rule, min(at for _, at in plan))
+        states = []
+        for offset, fire_at in plan:
+            reason, detail = verdict or (None, None)
+            if reason is None and fire_at <= now:
+                reason, detail = TimerReason.TOO_LATE, f"fire time {fire_at.isoformat()} passed"
+            timer = _Pending(
+                tenant=row["tenant"], rule=rule.name, offset=offset.text,
+                trigger_event_pk=item.pk, trigger_occurred_at=row["occurred_at"],
+                scope_value=scope_value or "", customer_key=self.keys[item.pk],
+                match_key=match_key(row["payload"], rule), send_type=rule.send,
+                fire_at=fire_at, anchor_at=anchor,
+                state=TimerState.SKIPPED if reason else TimerState.SCHEDULED, reason=reason,
+                detail=detail)
+            self.new.append(timer)
+            self.open[(row["tenant"], rule.name, timer.scope_value)].append(timer)
+            states.append(f"{offset.text}:{timer.state}{':' + reason if reason else ''}")
+        log.info("followup_timers", rule=rule.name, event_pk=item.pk, timers=states)
+
+    def _blocked(self, item: Accepted, rule: Rule, anchor: datetime | None
+                 ) -> tuple[TimerReason, str] | None:
+        """No anchor, or an event already recorded that makes the new timers moot."""
+        if anchor is None:
+            return TimerReason.NO_ANCHOR, f"the event has no {rule.at}"
+        row = item.row
+        for event in self.later:
+            same = (event.tracking_number == row["tracking_number"]
+                    if rule.scope is Scope.PARCEL else event.customer_id == row["customer_id"])
+            if (same and event.tenant == row["tenant"] and event.type in rule.cancel_on
+                    and event.id != item.pk and event.occurred_at >= row["occurred_at"]
+                    and event.payload is not None
+                    and _cancels(rule, event.payload, row["payload"])):
+                return TimerReason.MOOT, f"{event.type} {event.event_id}"
+        return None
+
+    def _supersede(self, item: Accepted, rule: Rule, scope_value: str
+                   ) -> tuple[TimerReason, str] | None:
+        """A newer trigger replaces open timers of the scope (or is a duplicate of them)."""
+        row = item.row
+        mine = match_key(row["payload"], rule)
+        open_timers = [t for t in self.open.get((row["tenant"], rule.name, scope_value), [])
+                       if t.state == TimerState.SCHEDULED]
+        for timer in open_timers:
+            if timer.trigger_occurred_at > row["occurred_at"]:
+                return TimerReason.STALE, "a newer event already scheduled this rule"
+            if timer.match_key == mine:  # no replace fields: every newer trigger duplicates
+                fields = ", ".join(rule.replace_when_changed) or "rule"
+                return TimerReason.DUPLICATE, f"same {fields} as an earlier event"
+        for timer in open_timers:
+            _resolve(timer, TimerState.CANCELLED, TimerReason.REPLACED, item,
+                     f"{row['type']} {row['event_id']}")
+        return None
+
+    def _window_used(self, item: Accepted, rule: Rule, first_fire: datetime
+                     ) -> tuple[TimerReason, str] | None:
+        """At most one follow-up of the rule per customer per window."""
+        since = first_fire - timedelta(days=rule.once_per_customer_days or 0)
+        for timer in [*self.recent, *self.new]:
+            if (timer.rule == rule.name and timer.tenant == item.row["tenant"]
+                    and timer.customer_key == self.keys[item.pk] and timer.fire_at > since
+                    and timer.state in (TimerState.SCHEDULED, TimerState.FIRED)):
+                return TimerReason.ONCE_PER_CUSTOMER, f"one already due {timer.fire_at.isoformat()}"
+        return None
 
 
 def _cancels(rule: Rule, later: dict[str, Any], trigger: dict[str, Any] | None) -> bool:
@@ -131,102 +277,10 @@ def _cancels(rule: Rule, later: dict[str, Any], trigger: dict[str, Any] | None) 
     return isinstance(value, numbers) and isinstance(limit, numbers) and value < limit
 
 
-def _cancel_moot(ctx: _Ctx, rule: Rule) -> None:
-    scope_value = ctx.scope_value(rule)
-    if scope_value is None:
-        return
-    row = ctx.item.row
-    for timer in _open_timers(ctx, rule, scope_value):
-        if timer.trigger_occurred_at > row["occurred_at"]:
-            continue  # the later event is older than the trigger: it cannot answer it
-        trigger = ctx.session.get(Event, timer.trigger_event_pk)
-        if not _cancels(rule, row["payload"], trigger.payload if trigger else None):
-            continue
-        _resolve(timer, TimerState.CANCELLED, TimerReason.MOOT, ctx.item,
-                 f"{row['type']} {row['event_id']}")
-
-
-def _resolve(timer: FollowupTimer, state: TimerState, reason: TimerReason,
+def _resolve(timer: FollowupTimer | _Pending, state: TimerState, reason: TimerReason,
              by: Accepted | None, detail: str) -> None:
     timer.state, timer.reason, timer.detail = state, reason, detail
     timer.resolved_by_event_pk = by.pk if by else None
     timer.lease_owner = timer.lease_until = None
-    log.info("followup_timer", timer=timer.id, rule=timer.rule, offset=timer.offset,
-             state=str(state), reason=str(reason))
-
-
-def _schedule(ctx: _Ctx, rule: Rule, now: datetime) -> None:
-    row, scope_value = ctx.item.row, ctx.scope_value(rule)
-    anchor = (row["occurred_at"] if rule.at == "occurred_at"
-              else anchor_of(row["payload"], rule))
-    plan = [(o, (anchor or row["occurred_at"]) + o.delta) for o in rule.offsets]
-    verdict = _blocked(ctx, rule, scope_value, anchor)
-    if verdict is None and scope_value is not None:
-        verdict = _supersede(ctx, rule, scope_value)
-    if verdict is None and rule.once_per_customer_days:
-        verdict = _window_used(ctx, rule, min(at for _, at in plan))
-    for offset, fire_at in plan:
-        reason, detail = verdict or (None, None)
-        if reason is None and fire_at <= now:
-            reason, detail = TimerReason.TOO_LATE, f"fire time {fire_at.isoformat()} passed"
-        timer = FollowupTimer(
-            tenant=row["tenant"], rule=rule.name, offset=offset.text,
-            trigger_event_pk=ctx.item.pk, trigger_occurred_at=row["occurred_at"],
-            scope_value=scope_value or "", customer_key=ctx.cust_key,
-            match_key=match_key(row["payload"], rule), send_type=rule.send, fire_at=fire_at,
-            anchor_at=anchor, state=TimerState.SKIPPED if reason else TimerState.SCHEDULED,
-            reason=reason, detail=detail)
-        ctx.session.add(timer)
-        ctx.session.flush()
-        log.info("followup_timer", timer=timer.id, rule=rule.name, offset=offset.text,
-                 state=timer.state, reason=reason, fire_at=fire_at.isoformat())
-
-
-def _blocked(ctx: _Ctx, rule: Rule, scope_value: str | None, anchor: datetime | None
-             ) -> tuple[TimerReason, str] | None:
-    """No anchor, or an event already recorded that makes the new timers moot."""
-    if anchor is None:
-        return TimerReason.NO_ANCHOR, f"the event has no {rule.at}"
-    if scope_value is None or not rule.cancel_on:
-        return None
-    row = ctx.item.row
-    column = Event.tracking_number if rule.scope is Scope.PARCEL else Event.customer_id
-    value = scope_value if rule.scope is Scope.PARCEL else row["customer_id"]
-    later = ctx.session.scalars(select(Event).where(
-        Event.tenant == row["tenant"], column == value, Event.type.in_(rule.cancel_on),
-        Event.occurred_at >= row["occurred_at"], Event.id != ctx.item.pk)).all()
-    for event in later:
-        if event.payload is not None and _cancels(rule, event.payload, row["payload"]):
-            return TimerReason.MOOT, f"{event.type} {event.event_id}"
-    return None
-
-
-def _supersede(ctx: _Ctx, rule: Rule, scope_value: str) -> tuple[TimerReason, str] | None:
-    """A newer trigger replaces open timers of the scope (or is a duplicate of them)."""
-    row = ctx.item.row
-    mine = match_key(row["payload"], rule)
-    open_timers = _open_timers(ctx, rule, scope_value)
-    for timer in open_timers:
-        if timer.trigger_occurred_at > row["occurred_at"]:
-            return TimerReason.STALE, "a newer event already scheduled this rule"
-        if timer.match_key == mine:  # no replace fields: every newer trigger is a duplicate
-            fields = ", ".join(rule.replace_when_changed) or "rule"
-            return TimerReason.DUPLICATE, f"same {fields} as an earlier event"
-    for timer in open_timers:
-        _resolve(timer, TimerState.CANCELLED, TimerReason.REPLACED, ctx.item,
-                 f"{row['type']} {row['event_id']}")
-    return None
-
-
-def _window_used(ctx: _Ctx, rule: Rule, first_fire: datetime
-                 ) -> tuple[TimerReason, str] | None:
-    """At most one follow-up of the rule per customer per window."""
-    days = rule.once_per_customer_days or 0
-    earlier = ctx.session.scalar(select(FollowupTimer.fire_at).where(
-        FollowupTimer.tenant == ctx.item.row["tenant"], FollowupTimer.rule == rule.name,
-        FollowupTimer.customer_key == ctx.cust_key,
-        FollowupTimer.state.in_([TimerState.SCHEDULED, TimerState.FIRED]),
-        FollowupTimer.fire_at > first_fire - timedelta(days=days)).limit(1))
-    if earlier is None:
-        return None
-    return TimerReason.ONCE_PER_CUSTOMER, f"one already due {earlier.isoformat()}"
+    log.info("followup_timer", rule=timer.rule, offset=timer.offset, state=str(state),
+             reason=str(reason), by_event_pk=timer.resolved_by_event_pk)
