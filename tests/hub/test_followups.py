@@ -303,3 +303,24 @@ def test_both_reminders_of_a_parcel_pass_the_packaged_throttling_policy(
         assert "Ostatnie godziny" in sent[2]["parts"]["body"]
     finally:
         rt.db.dispose()
+
+
+def test_a_fired_points_reminder_carries_days_left_and_renders(
+    client: TestClient, runtime: HubRuntime,
+) -> None:
+    from templates import RenderRequest
+    from templates.samples import PROFILES
+
+    now = utcnow().replace(microsecond=0)
+    expires = now + timedelta(days=40)
+    client.post("/v1/events", json=_points("evt-p1", now, points=112, expires_at=_iso(expires)))
+    assert fire_due(runtime.db, now=expires - timedelta(days=30)) == 1
+    with runtime.db.sessions() as s:
+        fired = s.scalars(select(Event).where(Event.producer == PRODUCER)).one()
+    assert fired.type == "loyalty.points_expiry_reminder" and fired.category == "loyalty"
+    assert fired.payload["data"]["days_left"] == 30 and fired.payload["data"]["points"] == 112
+    renderer = runtime.pipeline.stages.renderer
+    ctx = renderer.context(fired.payload, PROFILES["pl"], now=expires - timedelta(days=30))
+    title = renderer.render(RenderRequest(fired.type, "push", ("pl",), "informal",
+                                          ctx)).parts["title"]
+    assert title == "Zostało 30 dni: 112 punktów wygaśnie"
