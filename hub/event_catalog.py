@@ -108,4 +108,4 @@ def types_not_for(tenant: str, type_names: list[str]) -> list[str]:
 
     known = event_types()
     return sorted({name for name in type_names
-                   if known[name].tenants is not None and tenant not in known[name].tenants})
+                   if tenant not in (known[name].tenants or (tenant,))})

@@ -105,9 +105,10 @@ def fire_one(db: Database, timer_id: int, owner: str, now: datetime) -> str | No
             timer.detail = "; ".join(e["msg"] for e in exc.errors())[:500]
             return str(timer.state)
         # Re-checked on the row: a cancel committed since the claim makes this a no-op.
-        won = session.execute(update(FollowupTimer).where(
+        won = session.scalar(update(FollowupTimer).where(
             FollowupTimer.id == timer.id, FollowupTimer.state == TimerState.SCHEDULED)
-            .values(state=TimerState.FIRED, lease_owner=None, lease_until=None)).rowcount
+            .values(state=TimerState.FIRED, lease_owner=None, lease_until=None)
+            .returning(FollowupTimer.id))
         if not won:
             return None
         failpoints.reach(FIRING)

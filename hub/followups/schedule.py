@@ -259,7 +259,8 @@ class _Batch:
                      ) -> tuple[TimerReason, str] | None:
         """At most one follow-up of the rule per customer per window."""
         since = first_fire - timedelta(days=rule.once_per_customer_days or 0)
-        for timer in [*self.recent, *self.new]:
+        known: list[FollowupTimer | _Pending] = [*self.recent, *self.new]
+        for timer in known:
             if (timer.rule == rule.name and timer.tenant == item.row["tenant"]
                     and timer.customer_key == self.keys[item.pk] and timer.fire_at > since
                     and timer.state in (TimerState.SCHEDULED, TimerState.FIRED)):

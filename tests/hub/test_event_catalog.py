@@ -164,3 +164,14 @@ def test_templates_check_finds_gaps_and_budget_overruns(configured: Path) -> Non
                          env={**os.environ, "HUB_EVENT_TYPES_FILE": str(
                              configured.parent / "types.toml")})
     assert cli.returncode == 1 and "over its budget" in cli.stderr
+
+
+def test_a_broken_template_is_refused_at_startup_naming_its_line(tmp_path: Path) -> None:
+    from hub.catalog_check import compile_catalog
+
+    folder = tmp_path / "catalog" / "parcel.delivered"
+    folder.mkdir(parents=True)
+    (folder / "pl.j2").write_text("{% block sms %}\nok\n{% if %}\n{% endblock %}\n", "utf-8")
+    with pytest.raises(ConfigFileError) as caught:
+        compile_catalog(tmp_path / "catalog")
+    assert str(caught.value).startswith(f"{folder / 'pl.j2'}:3: template syntax")
