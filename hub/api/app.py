@@ -9,10 +9,11 @@ from fastapi import FastAPI
 
 from hub import __version__
 from hub.api import channels, events, ops, preferences, problems, templates
+from hub.api.guard import InputGuard
 from hub.api.limits import BodySizeLimit
 from hub.logs import configure
 from hub.runtime import HubRuntime
-from hub.settings import get_settings
+from hub.settings import get_settings, refuse_dev_secret
 
 
 def create_app(runtime: HubRuntime, embedded_worker: bool = False) -> FastAPI:
@@ -41,6 +42,8 @@ def create_app(runtime: HubRuntime, embedded_worker: bool = False) -> FastAPI:
     app.include_router(preferences.router)
     app.include_router(templates.router)
     app.include_router(channels.router)
+    problems.declare_problems(app)
+    app.add_middleware(InputGuard)  # inside the size limit, which bounds what it buffers
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
     return app
 
@@ -49,4 +52,5 @@ def app_from_settings() -> FastAPI:
     """Factory for `uvicorn --factory` (used by `hub serve --workers N`)."""
     settings = get_settings()
     configure(settings.log_level, settings.log_json)  # each uvicorn worker process logs alike
+    refuse_dev_secret(settings)  # also when started by uvicorn directly, without `hub serve`
     return create_app(HubRuntime.build(settings), embedded_worker=settings.embedded_worker)

@@ -26,6 +26,7 @@ from hub.db import Database, utcnow
 from hub.events import EventIn
 from hub.followups.schedule import TimerReason, TimerState
 from hub.intake import payload_hash
+from hub.lanes import lane_of
 from hub.logs import get_logger
 from hub.models import Event, FollowupTimer, OutboxJob
 
@@ -150,8 +151,9 @@ def _insert_event(db: Database, session: Any, trigger: Event, event: EventIn,
         return pk
     pk = inserted[0][0]
     stamp = utcnow()
+    lane = lane_of(event.event_type, payload, stamp)  # the priority lane intake would give
     session.execute(insert(OutboxJob), [{"event_pk": pk, "state": "pending", "not_before": stamp,
-                                         "attempts": 0, "created_at": stamp,
+                                         "attempts": 0, "lane": str(lane), "created_at": stamp,
                                          "updated_at": stamp}])
     return pk
 
