@@ -307,9 +307,12 @@ class PurgeReport:
 
 def purge_expired(db: Database, settings: Settings, now: datetime | None = None) -> PurgeReport:
     """Clears rendered bodies and event payloads older than `retention_days` (events still
-    waiting for the worker keep theirs)."""
+    waiting for the worker, or with follow-up timers still to fire, keep theirs) and
+    deletes settled follow-up timers as old."""
     cutoff = (now or utcnow()) - timedelta(days=settings.retention_days)
     waiting = exists().where(OutboxJob.event_pk == Event.id, OutboxJob.state == "pending")
+    timers = exists().where(FollowupTimer.trigger_event_pk == Event.id,
+                            FollowupTimer.state == "scheduled")
     with db.transaction() as session:
         bodies = session.execute(
             update(Notification)
@@ -318,9 +321,11 @@ def purge_expired(db: Database, settings: Settings, now: datetime | None = None)
         ).rowcount
         payloads = session.execute(
             update(Event)
-            .where(Event.received_at < cutoff, Event.payload.is_not(None), ~waiting)
+            .where(Event.received_at < cutoff, Event.payload.is_not(None), ~waiting, ~timers)
             .values(payload=null())
         ).rowcount
+        session.execute(delete(FollowupTimer).where(FollowupTimer.state != "scheduled",
+                                                    FollowupTimer.updated_at < cutoff))
         holds = purge_digest_holds(session, cutoff)
     report = PurgeReport(cutoff, bodies or 0, payloads or 0, holds)
     log.info("retention_purge", cutoff=cutoff.isoformat(), bodies=report.bodies,

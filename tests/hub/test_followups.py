@@ -324,3 +324,23 @@ def test_a_fired_points_reminder_carries_days_left_and_renders(
     title = renderer.render(RenderRequest(fired.type, "push", ("pl",), "informal",
                                           ctx)).parts["title"]
     assert title == "Zostało 30 dni: 112 punktów wygaśnie"
+
+
+def test_retention_keeps_the_payload_a_distant_timer_still_needs(
+    client: TestClient, runtime: HubRuntime,
+) -> None:
+    """Points expiring in 200 days: the −30 d reminder fires after the 90-day retention
+    purge, so the purge must leave that event's payload alone."""
+    from hub.gdpr import purge_expired
+
+    now = utcnow().replace(microsecond=0)
+    expires = now + timedelta(days=200)
+    client.post("/v1/events", json=_points("evt-p1", now, points=50, expires_at=_iso(expires)))
+    client.post("/v1/events", json=event("evt-t1", type_="parcel.in_transit",
+                                         occurred_at=_iso(now)))
+    _drain(runtime)
+    purge_expired(runtime.db, runtime.settings, now=now + timedelta(days=120))
+    with runtime.db.sessions() as s:
+        payloads = dict(s.execute(select(Event.event_id, Event.payload)).tuples().all())
+    assert payloads["evt-p1"] is not None and payloads["evt-t1"] is None
+    assert fire_due(runtime.db, now=expires - timedelta(days=30)) == 1
