@@ -344,3 +344,22 @@ def test_retention_keeps_the_payload_a_distant_timer_still_needs(
         payloads = dict(s.execute(select(Event.event_id, Event.payload)).tuples().all())
     assert payloads["evt-p1"] is not None and payloads["evt-t1"] is None
     assert fire_due(runtime.db, now=expires - timedelta(days=30)) == 1
+
+
+def test_timers_are_per_tenant(client: TestClient, runtime: HubRuntime) -> None:
+    """Another tenant's `delivered` for the same tracking number cancels nothing here."""
+    from hub.keys import Scope, create_key
+
+    other = create_key(runtime.db, "other-carrier", [Scope.ADMIN], tenant="other")
+    deadline = utcnow() + timedelta(hours=30)
+    client.post("/v1/events", json=ready("evt-r1", deadline))
+    delivered = event("evt-d1", type_="parcel.delivered", occurred_at=_iso(utcnow()))
+    reply = client.post("/v1/events", json=delivered,
+                        headers={"Authorization": f"Bearer {other}"})
+    assert reply.status_code == 202
+    assert {t["state"] for t in _timers(client, "evt-r1")} == {"scheduled"}
+    assert fire_due(runtime.db, now=deadline - timedelta(hours=24)) == 1
+    fired_id = _timers(client, "evt-r1")[0]["event_id"]
+    assert client.get(f"/v1/events/{fired_id}").status_code == 200  # same tenant: visible
+    seen = client.get(f"/v1/events/{fired_id}", headers={"Authorization": f"Bearer {other}"})
+    assert seen.status_code == 404  # another tenant's follow-up: as if it did not exist
