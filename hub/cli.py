@@ -16,6 +16,20 @@ app = typer.Typer(help="Parcel Hub: omnichannel notifications for parcel events.
                   no_args_is_help=True, add_completion=False)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+templates_app = typer.Typer(help="Message templates.", no_args_is_help=True)
+app.add_typer(templates_app, name="templates")
+
+
+def _check_config(settings: Settings) -> None:
+    """Stops with `file:line: problem` when a configured file is broken."""
+    from hub.catalog_check import check_startup
+    from hub.config_files import ConfigFileError
+
+    try:
+        check_startup(settings)
+    except ConfigFileError as exc:
+        typer.echo(f"configuration error: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 def _refuse_dev_secret(settings: Settings, host: str | None = None) -> None:
@@ -45,6 +59,7 @@ def serve(
     settings = get_settings()
     configure(settings.log_level, settings.log_json)
     _refuse_dev_secret(settings, host)
+    _check_config(settings)
     HubRuntime.build(settings).db.dispose()  # migrate an empty store once, before forking
     os.environ["HUB_EMBEDDED_WORKER"] = "true" if worker and settings.embedded_worker else "false"
     private_metrics = workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
@@ -79,6 +94,7 @@ def worker_cmd(
     settings = get_settings()
     configure(settings.log_level, settings.log_json)
     _refuse_dev_secret(settings)
+    _check_config(settings)
     if metrics_port is not None:
         from hub.scrape import serve_metrics
 
@@ -98,10 +114,12 @@ def worker_cmd(
 
 
 def _run_workers(settings: Settings, threads: int, stop: threading.Event) -> None:
+    from hub.followups.firing import start_loop
     from hub.runtime import HubRuntime
     from hub.worker import Worker
 
     runtime = HubRuntime.build(settings)
+    followups = start_loop(runtime)  # due timers fire here too (claims are leased)
     if settings.broker_url:
         import dramatiq
 
@@ -129,6 +147,7 @@ def _run_workers(settings: Settings, threads: int, stop: threading.Event) -> Non
             pass
         worker.stop()
         running.join(timeout=90)
+    followups.stop()
     runtime.db.dispose()
 
 
@@ -218,6 +237,34 @@ def keys_vapid() -> None:
     private, public = generate_vapid_keys()
     typer.echo(f"HUB_VAPID_PRIVATE_KEY={private}")
     typer.echo(f"HUB_VAPID_PUBLIC_KEY={public}")
+
+
+@templates_app.command("check")
+def templates_check(
+    directory: Annotated[str | None, typer.Argument(
+        help="A catalog directory laid over the packaged one (default: HUB_TEMPLATES_DIR)")
+    ] = None,
+) -> None:
+    """Lint a template catalog: every type x channel x locale x tone present or an accepted
+    fallback (fallbacks.toml), renders with sample data (samples.json), SMS within budget."""
+    from pathlib import Path
+
+    from hub.catalog_check import lint_catalog
+    from hub.config_files import ConfigFileError
+
+    settings = get_settings()
+    target = directory or settings.templates_dir
+    try:
+        report = lint_catalog(Path(target) if target else None, settings)
+    except ConfigFileError as exc:
+        typer.echo(f"configuration error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    for line in report.notes:
+        typer.echo(f"note: {line}")
+    for line in report.problems:
+        typer.echo(f"problem: {line}", err=True)
+    typer.echo(f"{report.cells} cells checked, {len(report.problems)} problems")
+    raise typer.Exit(1 if report.problems else 0)
 
 
 @app.command()

@@ -78,6 +78,7 @@ def run_demo() -> int:
             "HUB_CONSOLE_OUTBOX_PATH": str(Path(tmp) / "outbox.jsonl"),
             "HUB_LOG_LEVEL": "WARNING",
             "HUB_WORKER_POLL_SECONDS": "0.05",
+            "HUB_FOLLOWUP_POLL_SECONDS": "0.2",
         })
         return _run(Path(tmp))
 
@@ -112,6 +113,7 @@ def _run(tmp: Path) -> int:
             posted = _post_journeys(http)
             _wait_processed(http, posted)
             _print_report(http, posted)
+            _followups_demo(http)
     finally:
         server.should_exit = True
         thread.join(timeout=15)
@@ -192,3 +194,69 @@ def _print_report(http: httpx.Client, event_ids: list[str]) -> None:
     sent_count = sum(r[3] == "sent" for r in rows)
     print(f"\n{len(event_ids)} events, {sent_count} messages sent, "
           f"{len(rows) - sent_count} channel decisions not sent (reasons above).")
+
+
+def _pickup(customer: dict[str, Any], event_id: str, tracking: str, deadline: datetime
+            ) -> dict[str, Any]:
+    return {"event_id": event_id, "type": "parcel.ready_for_pickup",
+            "occurred_at": datetime.now(UTC).isoformat(), "customer": {"id": customer["id"]},
+            "parcel": {"tracking_number": tracking,
+                       "links": {"track": f"https://track.example.pl/{tracking}"},
+                       "pickup_point": {"id": "WAW123M", "name": "Paczkomat WAW123M",
+                                        "code": "731904", "deadline": deadline.isoformat()}},
+            "data": {}}
+
+
+def _print_timers(http: httpx.Client, event_id: str) -> list[dict[str, Any]]:
+    timers: list[dict[str, Any]] = http.get(f"/v1/events/{event_id}").json()["followups"]
+    for t in timers:
+        why = f" ({t['reason']}: {t['detail']})" if t["reason"] else ""
+        fired = f" -> event {t['event_id']}" if t["event_id"] else ""
+        print(f"  timer {t['rule']} {t['offset']:>5} at {t['fire_at'][:19]}Z  "
+              f"{t['state']}{why}{fired}")
+    return timers
+
+
+def _followups_demo(http: httpx.Client) -> None:
+    """Reminders the hub schedules itself: one fires (its deadline is set 24 h + 3 s ahead,
+    so the −24 h reminder is due 3 s from now), one is cancelled by `delivered`."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    anna, james = CUSTOMERS[0], CUSTOMERS[1]
+    print("\nFollow-up timers (rules in hub/followup_rules.toml)")
+    http.post("/v1/events", json=_pickup(anna, "demo-fu-1", "PL9100000001",
+                                         now + timedelta(hours=24, seconds=3))).raise_for_status()
+    print("c-1001: ready_for_pickup, deadline in 24 h 3 s:")
+    _print_timers(http, "demo-fu-1")
+    http.post("/v1/events", json=_pickup(james, "demo-fu-2", "PL9100000002",
+                                         now + timedelta(hours=30))).raise_for_status()
+    print("c-2001: ready_for_pickup, deadline in 30 h:")
+    _print_timers(http, "demo-fu-2")
+    delivered = {**_pickup(james, "demo-fu-3", "PL9100000002", now), "type": "parcel.delivered"}
+    http.post("/v1/events", json=delivered).raise_for_status()
+    print("c-2001: delivered before the reminders:")
+    _print_timers(http, "demo-fu-2")
+    fired = _wait_fired(http, "demo-fu-1", timeout=15.0)
+    print("c-1001: 3 s later:")
+    _print_timers(http, "demo-fu-1")
+    if fired:
+        _wait_processed(http, [fired])
+        view = http.get(f"/v1/events/{fired}").json()
+        bodies = {n["channel"]: (n["content"] or {}).get("body", "")
+                  for n in view["notifications"]}
+        print(f"  {view['type']} {fired} went through the normal pipeline (quiet hours hold "
+              "it unless the deadline is within 12 h):")
+        for d in view["decisions"]:
+            text = f": {bodies[d['channel']]}" if d["channel"] in bodies else ""
+            print(f"    {d['channel']:<6} {d['outcome']:<8} {d['reason']}{text}")
+
+
+def _wait_fired(http: httpx.Client, event_id: str, timeout: float) -> str | None:
+    """The id of the first fired timer's event, waiting at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for timer in http.get(f"/v1/events/{event_id}").json()["followups"]:
+            if timer["state"] == "fired" and timer["event_id"]:
+                return str(timer["event_id"])
+        time.sleep(0.2)
+    print(f"  (no reminder fired within {timeout:.0f} s)")
+    return None

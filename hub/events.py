@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import enum
-import tomllib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import (
@@ -22,8 +20,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-
-_TYPES_FILE = Path(__file__).with_name("event_types.toml")
 
 
 class Category(enum.StrEnum):
@@ -42,16 +38,25 @@ class EventType:
     category: Category
     rank: int = 0
     urgent: bool = False
+    required: tuple[str, ...] = ()  # dotted payload paths an event of this type must carry
+    tenants: tuple[str, ...] | None = None  # who may post it; None = every tenant
 
 
-@lru_cache(maxsize=4)
 def event_types(path: str | None = None) -> dict[str, EventType]:
-    """Event types from the canonical file (or a replacement named by HUB_EVENT_TYPES_FILE)."""
-    raw = tomllib.loads(Path(path or _TYPES_FILE).read_text("utf-8"))
-    return {
-        name: EventType(name, Category(spec["category"]), spec.get("rank", 0), spec.get("urgent", False))
-        for name, spec in raw["types"].items()
-    }
+    """Event types: the packaged `hub/event_types.toml` plus the operator's file named by
+    HUB_EVENT_TYPES_FILE (or `path`), which adds types or overrides packaged ones."""
+    if path is None:
+        from hub.settings import get_settings
+
+        path = get_settings().event_types_file
+    return _load_types(path)
+
+
+@lru_cache(maxsize=8)
+def _load_types(path: str | None) -> dict[str, EventType]:
+    from hub.event_catalog import load_types
+
+    return load_types(path)
 
 
 def _known_type(value: str) -> str:
@@ -174,6 +179,13 @@ class EventIn(_Strict):
     def _parcel_for_parcel_events(self) -> EventIn:
         if self.type.startswith("parcel.") and self.parcel is None:
             raise ValueError(f"a {self.type} event needs a parcel")
+        required = event_types()[self.type].required
+        if required:  # fields the event types file demands of this type
+            from hub.event_catalog import missing_fields
+
+            missing = missing_fields(self.canonical(), required)
+            if missing:
+                raise ValueError(f"a {self.type} event needs {', '.join(missing)}")
         return self
 
     @property

@@ -28,6 +28,7 @@ from hub.models import (
     CustomerTombstone,
     Decision,
     Event,
+    FollowupTimer,
     Notification,
     OutboxJob,
     PushSubscriptionRow,
@@ -107,6 +108,13 @@ def export_customer(session: Session, tenant: str, key: str, external_id: str
         "suppressions": suppressions_json(session, tenant, key, addresses),
         "inbound_keywords": inbound_keywords_json(session, tenant, key, addresses),
         "throttling": export_throttling(session, customer_key(key, tenant, external_id)),
+        "followups": [
+            {"rule": t.rule, "type": t.send_type, "offset": t.offset,
+             "fire_at": t.fire_at.isoformat(), "state": t.state, "reason": t.reason}
+            for t in session.scalars(select(FollowupTimer).where(
+                FollowupTimer.tenant == tenant,
+                FollowupTimer.customer_key == customer_key(key, tenant, external_id)))
+        ],
     }
 
 
@@ -190,6 +198,9 @@ def erase_customer(session: Session, tenant: str, key: str, external_id: str) ->
         channel: address for channel, found in addresses.items() for address in found}))
     held |= bool(forget_inbound_keywords(session, tenant, key, addresses))
     held |= bool(forget_throttling(session, ckey))
+    # follow-up timers not yet fired are moot, and every timer names the customer's key
+    session.execute(delete(FollowupTimer).where(FollowupTimer.tenant == tenant,
+                                                FollowupTimer.customer_key == ckey))
     log.info("customer_erased", tombstone=digest[:12], customer=ckey, held=held)
     everything = set(endpoints).union(*addresses.values())
     return Erasure(held, ckey, frozenset(everything), send_keys)
@@ -296,9 +307,12 @@ class PurgeReport:
 
 def purge_expired(db: Database, settings: Settings, now: datetime | None = None) -> PurgeReport:
     """Clears rendered bodies and event payloads older than `retention_days` (events still
-    waiting for the worker keep theirs)."""
+    waiting for the worker, or with follow-up timers still to fire, keep theirs) and
+    deletes settled follow-up timers as old."""
     cutoff = (now or utcnow()) - timedelta(days=settings.retention_days)
     waiting = exists().where(OutboxJob.event_pk == Event.id, OutboxJob.state == "pending")
+    timers = exists().where(FollowupTimer.trigger_event_pk == Event.id,
+                            FollowupTimer.state == "scheduled")
     with db.transaction() as session:
         bodies = session.execute(
             update(Notification)
@@ -307,9 +321,11 @@ def purge_expired(db: Database, settings: Settings, now: datetime | None = None)
         ).rowcount
         payloads = session.execute(
             update(Event)
-            .where(Event.received_at < cutoff, Event.payload.is_not(None), ~waiting)
+            .where(Event.received_at < cutoff, Event.payload.is_not(None), ~waiting, ~timers)
             .values(payload=null())
         ).rowcount
+        session.execute(delete(FollowupTimer).where(FollowupTimer.state != "scheduled",
+                                                    FollowupTimer.updated_at < cutoff))
         holds = purge_digest_holds(session, cutoff)
     report = PurgeReport(cutoff, bodies or 0, payloads or 0, holds)
     log.info("retention_purge", cutoff=cutoff.isoformat(), bodies=report.bodies,

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from hub.db import Database, utcnow
 from hub.events import EventIn
+from hub.followups.schedule import Accepted, on_intake
 from hub.lanes import lane_of
 from hub.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE
 from hub.models import DEFAULT_TENANT, Event, OutboxJob
@@ -134,6 +135,9 @@ def _accept_once(db: Database, producer: str, events: Sequence[EventIn], tenant:
                   "lane": str(lanes[event_id]), "created_at": now, "updated_at": now}
                  for event_id, pk in inserted.items()],
             )
+            # follow-up timers: scheduled / cancelled in this same transaction
+            on_intake(session, [Accepted(pk, staged[e]) for e, pk in
+                                sorted(inserted.items(), key=lambda kv: kv[1])])
     for event_id in inserted:
         EVENTS_ACCEPTED.labels(staged[event_id]["type"]).inc()
     EVENTS_DUPLICATE.inc(len(existing))

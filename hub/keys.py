@@ -47,12 +47,19 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+# The producer of the events follow-up timers create (hub.followups.firing.PRODUCER): no key
+# may post as it, so nobody can take the deterministic ids of timers not yet fired.
+RESERVED_PRODUCER = "hub-rules"
+
+
 def create_key(db: Database, producer: str, scopes: list[Scope], name: str | None = None,
                tenant: str = DEFAULT_TENANT) -> str:
     """Stores a new key of (tenant, producer) and returns its full token (shown once).
 
     A producer name belongs to one tenant (event ids are unique per producer), so a name
     already used by another tenant raises ValueError."""
+    if producer == RESERVED_PRODUCER:
+        raise ValueError(f"producer {producer!r} is the hub's own (follow-up timers)")
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     with db.transaction() as session:

@@ -299,3 +299,41 @@ class UiSession(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+
+
+# --- follow-up timers (issue 15 item 2; migration 0008) ---
+
+
+class FollowupTimer(Base):
+    """A message the hub will start itself: written in the intake transaction of the event
+    that triggered it, fired once (then an ordinary event + outbox job), or cancelled by a
+    later event, or skipped with a reason. Names the customer only by `customer_key`."""
+
+    __tablename__ = "followup_timers"
+    __table_args__ = (
+        UniqueConstraint("rule", "trigger_event_pk", "offset", name="uq_followup_timers_once"),
+        Index("ix_followup_timers_due", "state", "fire_at"),
+        Index("ix_followup_timers_scope", "tenant", "rule", "scope_value", "state"),
+        Index("ix_followup_timers_trigger", "trigger_event_pk"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant: Mapped[str] = _tenant()
+    rule: Mapped[str] = mapped_column(String(64))
+    offset: Mapped[str] = mapped_column(String(16))
+    trigger_event_pk: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    trigger_occurred_at: Mapped[datetime]
+    scope_value: Mapped[str] = mapped_column(String(128))  # tracking number or customer key
+    customer_key: Mapped[str] = mapped_column(String(64))
+    match_key: Mapped[str] = mapped_column(String(64))  # hash of replace_when_changed fields
+    send_type: Mapped[str] = mapped_column(String(64))
+    fire_at: Mapped[datetime]
+    anchor_at: Mapped[datetime | None]
+    state: Mapped[str] = mapped_column(String(16))  # scheduled|cancelled|fired|skipped|failed
+    reason: Mapped[str | None] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(Text)
+    resolved_by_event_pk: Mapped[int | None] = mapped_column(Integer)  # the cancelling event
+    fired_event_pk: Mapped[int | None] = mapped_column(Integer)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

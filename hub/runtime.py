@@ -15,6 +15,8 @@ from hub import migrate, transports
 from hub.alerts import OpsAlerts
 from hub.customers import tombstone_key
 from hub.db import Database, make_engine
+from hub.event_catalog import template_overlays  # configured templates (issue 15)
+from hub.followups.firing import start_loop as start_followups  # follow-up timers
 from hub.keys import KeyVerifier
 from hub.links import message_links
 from hub.pipeline import Pipeline, Stages
@@ -74,7 +76,8 @@ def build_renderer(settings: Settings) -> Renderer:
         or f"{settings.public_base_url.rstrip('/')}/preferences",
     )
     return Renderer(transliteration=Transliteration(settings.templates_sms_transliteration),
-                    brand=brand, links=partial(message_links, settings))
+                    brand=brand, links=partial(message_links, settings),
+                    overlays=template_overlays(settings))  # configured templates (issue 15)
 
 
 def build_stages(settings: Settings, db: Database) -> Stages:
@@ -114,11 +117,14 @@ class HubRuntime:
             self.dispatcher = Dispatcher(self.db, self.pipeline, self.settings,
                                          make_broker(self.settings.broker_url))
             self._thread = self.dispatcher.start_relay()
-            return
-        self.worker = Worker(self.db, self.pipeline, self.settings)
-        self._thread = self.worker.start_thread()
+        else:
+            self.worker = Worker(self.db, self.pipeline, self.settings)
+            self._thread = self.worker.start_thread()
+        self.followups = start_followups(self)  # follow-up timers
 
     def stop(self) -> None:
+        if getattr(self, "followups", None) is not None:  # follow-up timers
+            self.followups.stop()
         if self.dispatcher is not None:
             self.dispatcher.stop()
         if self.worker is not None:

@@ -166,6 +166,28 @@ class Settings(BaseSettings):
     rate_limit_max_wait_seconds: float = Field(
         default=10.0, ge=0, description="A send whose next slot is further away is deferred "
         "(not attempted, no attempt counted) instead of holding its job.")
+    # --- automation (issue 15 items 1, 2): event types, templates and follow-up rules ---
+    event_types_file: str | None = Field(
+        default=None, description="TOML of extra event types (adds to or overrides "
+        "hub/event_types.toml); validated at startup.")
+    templates_dir: str | None = Field(
+        default=None, description="A catalog directory whose templates add to or override the "
+        "packaged ones (same layout: <event type>/<locale>[.<tone>].j2, budgets.toml).")
+    followup_rules_file: str | None = Field(
+        default=None, description="Follow-up rules TOML; the packaged default when unset.")
+    followups_disabled: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Rule names to switch off, comma-separated.")
+    followup_poll_seconds: float = Field(default=1.0, gt=0, le=60,
+                                         description="How often due timers are looked for.")
+
+    @field_validator("followups_disabled", mode="before")
+    @classmethod
+    def _split_rules(cls, value: object) -> object:
+        """A comma-separated list of rule names."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
     # --- hardening (issue 11): where push may go ---
     push_allowed_hosts: list[str] = Field(
         default_factory=lambda: list(DEFAULT_PUSH_HOSTS),

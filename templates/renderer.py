@@ -116,13 +116,17 @@ class Renderer:
 
     def __init__(self, catalog: Path = CATALOG_DIR,
                  transliteration: Transliteration = Transliteration.OVER_BUDGET,
-                 brand: Brand | None = None, links: LinkFactory | None = None) -> None:
+                 brand: Brand | None = None, links: LinkFactory | None = None,
+                 overlays: tuple[Path, ...] = ()) -> None:
+        """`overlays`: further catalog directories (same layout) whose files add to or
+        override the catalog's, the first overlay winning."""
         self.catalog = catalog
+        self.overlays = overlays
         self.transliteration = transliteration
         self.brand = brand or Brand()
         self.links = links
         self.env = CachedSandbox(
-            loader=PrefixLoader({"catalog": FileSystemLoader(catalog),
+            loader=PrefixLoader({"catalog": FileSystemLoader([*overlays, catalog]),
                                  "layout": FileSystemLoader(LAYOUT_DIR)}),
             undefined=StrictUndefined,
             autoescape=lambda name: bool(name and name.endswith(".html.j2")),
@@ -135,6 +139,11 @@ class Renderer:
         self.env.globals.clear()  # no range/lipsum/cycler/namespace: nothing to climb from
         self.files = scan(catalog)
         self.budgets = load_budgets(catalog)
+        for overlay in reversed(overlays):  # later in the list = applied first = weaker
+            for event_type, stems in scan(overlay).items():
+                self.files.setdefault(event_type, {}).update(stems)
+            if (overlay / "budgets.toml").exists():
+                self.budgets.update(load_budgets(overlay))
         self._resolved: dict[tuple[str, str, tuple[str, ...], str], Resolved | None] = {}
         self._templates: dict[str, Template] = {}
 

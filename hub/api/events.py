@@ -10,7 +10,10 @@ from sqlalchemy import select
 
 from hub.api.auth import require
 from hub.api.problems import Problem
+from hub.event_catalog import types_not_for
 from hub.events import EventIn
+from hub.followups.firing import PRODUCER as FOLLOWUP_PRODUCER
+from hub.followups.view import timers_of
 from hub.intake import IdempotencyConflict, IntakeResult, IntakeStatus, accept
 from hub.keys import Principal, Scope
 from hub.models import Decision, Event, Notification
@@ -44,6 +47,12 @@ def _reply(result: IntakeResult) -> IntakeReply:
 
 def _accept(request: Request, who: Principal, events: list[EventIn]) -> list[IntakeResult]:
     runtime = request.app.state.runtime
+    reserved = types_not_for(who.tenant, [e.type for e in events])
+    if reserved:  # a tenant's own event types (HUB_EVENT_TYPES_FILE `tenants`)
+        raise Problem(422, "validation", f"Event type(s) not available to this "
+                      f"tenant: {', '.join(reserved)}",
+                      errors=[{"path": "type", "message": f"unknown event type {t!r}"}
+                              for t in reserved])
     try:
         results = accept(runtime.db, who.producer, events, tenant=who.tenant)
     except IdempotencyConflict as exc:
@@ -109,6 +118,10 @@ def get_event(
         event = session.scalar(
             select(Event).where(Event.producer == who.producer, Event.event_id == event_id)
         )
+        if event is None:  # a follow-up the hub started itself, for this tenant
+            event = session.scalar(select(Event).where(
+                Event.producer == FOLLOWUP_PRODUCER, Event.tenant == who.tenant,
+                Event.event_id == event_id))
         if event is None:
             raise Problem(404, "not-found", f"No event {event_id!r} from this producer.")
         decisions = session.scalars(
@@ -134,6 +147,7 @@ def get_event(
                 for d in decisions
             ],
             "notifications": [_notification(n) for n in notes],
+            "followups": timers_of(session, event.id),
         }
 
 

@@ -152,3 +152,60 @@ def test_signed_links_from_the_link_factory_reach_the_footer():
         assert "https://hub.example/p/c-1" in parts["html"]
         assert ("Wypisz się z tych wiadomości: https://hub.example/u/c-1-loyalty-email"
                 in parts["text"]) is unsubscribe
+
+
+URGENT_WORDING = {"pl": "Ostatnie godziny", "en": "Last hours", "uk": "Останні години",
+                  "de": "Letzte Stunden"}
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("tone", TONES)
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_pickup_reminder_4h_variant_in_every_cell(locale, tone, channel):
+    """The timer passes `hours_left`: 4 h before the deadline reads as the last hours."""
+    payload = sample("parcel.pickup_reminder", locale)
+    payload["data"]["hours_left"] = 4
+    ctx = RENDERER.context(payload, PROFILES[locale], now=SAMPLE_NOW)
+    message = RENDERER.render(RenderRequest("parcel.pickup_reminder", channel, (locale,), tone,
+                                            ctx))
+    text = " ".join(message.parts.values())
+    assert message.fallbacks == () and "None" not in text
+    if channel != "email":
+        assert URGENT_WORDING[locale] in text
+    assert not (message.sms and message.sms.over_budget), message.parts
+
+
+@pytest.mark.parametrize(("hours", "polish"), [
+    (24, "Zostały 24 godziny"), (4, "Zostały 4 godziny"), (1, "Została 1 godzina"),
+    (5, "Zostało 5 godzin"), (22, "Zostały 22 godziny")])
+def test_polish_hours_left_use_cldr_plural_forms(hours, polish):
+    payload = sample("parcel.pickup_reminder")
+    payload["data"]["hours_left"] = hours
+    ctx = RENDERER.context(payload, PROFILES["pl"], now=SAMPLE_NOW)
+    body = RENDERER.render(RenderRequest("parcel.pickup_reminder", "push", ("pl",), "informal",
+                                         ctx)).parts["body"]
+    assert body.startswith(polish)
+
+
+def test_polish_reminder_sms_reads_well_and_fits_one_segment():
+    message = _render("parcel.pickup_reminder", "sms", "pl", "formal", PROFILES["pl"])
+    body = message.parts["body"]
+    assert body == ("Przypominamy: przesylka PL0001234567 czeka: Paczkomat WAW123M. "
+                    "Zostaly 24 godziny na odbior. Kod odbioru: 482913. "
+                    "Termin: jutro, 19:40."), body
+    assert message.sms.segments == 1 and message.sms.transliterated
+
+
+@pytest.mark.parametrize(("days", "polish"), [
+    (30, "Zostało 30 dni: 112 punktów wygaśnie"), (7, "Zostało 7 dni: 112 punktów wygaśnie"),
+    (1, "Został 1 dzień: 112 punktów wygaśnie")])
+def test_points_reminder_days_left_in_polish(days, polish):
+    payload = sample("loyalty.points_expiry_reminder")
+    payload["data"]["days_left"] = days
+    ctx = RENDERER.context(payload, PROFILES["pl"], now=SAMPLE_NOW)
+    def render(channel):
+        return RENDERER.render(RenderRequest("loyalty.points_expiry_reminder", channel, ("pl",),
+                                             "informal", ctx))
+    assert render("push").parts["title"] == polish
+    sms = render("sms")
+    assert sms.sms.segments == 1 and "30 listopada" in sms.parts["body"]

@@ -1,0 +1,22 @@
+"""`make demo` shows a reminder scheduled from ready_for_pickup and fired, and one cancelled
+by delivered (the timer lines printed from GET /v1/events/{id})."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_prints_scheduled_fired_and_cancelled_timers() -> None:
+    proc = subprocess.run([sys.executable, "-m", "hub", "demo"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "timer pickup_reminder  -24h" in out and "scheduled" in out
+    assert "cancelled (moot: parcel.delivered demo-fu-3)" in out
+    assert "fired -> event pickup_reminder:" in out
+    assert "parcel.pickup_reminder pickup_reminder:" in out
