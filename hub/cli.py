@@ -85,9 +85,11 @@ def worker_cmd(
 
 def _run_workers(settings: Settings, threads: int, stop: threading.Event) -> None:
     from hub.runtime import HubRuntime
+    from hub.webhook_sender import start_webhook_sender
     from hub.worker import Worker
 
     runtime = HubRuntime.build(settings)
+    webhooks = start_webhook_sender(runtime.db, settings, stop)  # outgoing webhooks
     if settings.broker_url:
         import dramatiq
 
@@ -112,6 +114,7 @@ def _run_workers(settings: Settings, threads: int, stop: threading.Event) -> Non
             w.stop()
         for t in running:
             t.join(timeout=60)
+    webhooks.join(timeout=settings.webhook_timeout_seconds + 5)
     runtime.db.dispose()
 
 

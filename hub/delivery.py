@@ -16,6 +16,7 @@ from hub.logs import get_logger
 from hub.metrics import SEND_LATENCY
 from hub.models import Notification
 from hub.receipts import deactivate_address
+from hub.webhooks_out import record_status_change
 
 log = get_logger("delivery")
 
@@ -157,3 +158,4 @@ def _record(db: Database, key: str, result: SendResult, source: str) -> None:
         else:
             row.error = result.error
             _history(row, RETRY if result.error_class == "transient" else FAILED, result.error)
+        record_status_change(session, None, row, SENT if result.ok else row.status)  # outgoing webhooks

@@ -22,6 +22,7 @@ from hub.customers import (
     tombstone_digest,
 )
 from hub.db import Database, utcnow
+from hub.feedback import export_feedback, forget_feedback
 from hub.logs import get_logger
 from hub.models import (
     ConsentRecord,
@@ -107,6 +108,7 @@ def export_customer(session: Session, tenant: str, key: str, external_id: str
         "suppressions": suppressions_json(session, tenant, key, addresses),
         "inbound_keywords": inbound_keywords_json(session, tenant, key, addresses),
         "throttling": export_throttling(session, customer_key(key, tenant, external_id)),
+        "feedback": export_feedback(session, customer_key(key, tenant, external_id)),
     }
 
 
@@ -192,6 +194,7 @@ def erase_customer(session: Session, tenant: str, key: str, external_id: str) ->
         channel: address for channel, found in addresses.items() for address in found}))
     held |= bool(forget_inbound_keywords(session, tenant, key, addresses))
     held |= bool(forget_throttling(session, ckey))
+    held |= bool(forget_feedback(session, ckey))  # comments go; scores stay, unlinked
     log.info("customer_erased", tombstone=digest[:12], customer=ckey, held=held)
     everything = set(endpoints).union(*addresses.values())
     return Erasure(held, ckey, frozenset(everything), send_keys)

@@ -180,6 +180,7 @@ class Pipeline:
         renderer = self.stages.renderer
         context = renderer.context(
             payload, {"customer_id": profile.customer_id, "tenant": loaded.recipient.tenant,
+                      "event_ref": loaded.event_pk,  # delivery feedback: signed rating links
                       "name": profile.name,
                       "segment": profile.segment, "time_zone": profile.time_zone},
             now=utcnow(), channel=channel, category=etype.category,
