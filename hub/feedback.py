@@ -183,8 +183,9 @@ def visit(db: Database, settings: Settings, token: str) -> Visit:
         earlier = session.scalar(select(FeedbackResponse).where(
             FeedbackResponse.event_pk == event.id))
         if earlier is not None:
+            open_comment = earlier.comment is None and earlier.customer_key is not None
             return Visit(FeedbackState.ALREADY, earlier.score, locale, event.tenant,
-                         can_comment=earlier.comment is None and earlier.customer_key is not None)
+                         can_comment=open_comment and scope.score is not None)
         if scope.score is None:
             return Visit(FeedbackState.CHOOSE, None, locale, event.tenant)
         tenant = event.tenant

@@ -37,7 +37,9 @@ from preferences import SUPPORTED_LOCALES
 _WEB = Path(__file__).resolve().parents[1] / "web"
 _HEADERS = {
     "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",  # the token is in the URL
+    # The token is in the URL: never sent to other sites; same-origin keeps the Origin
+    # header of the comment form's POST (no-referrer would turn it into "null").
+    "Referrer-Policy": "same-origin",
     "X-Robots-Tag": "noindex",
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
                                "form-action 'self'; frame-ancestors 'none'",
@@ -110,9 +112,11 @@ async def feedback_link(token: str, request: Request) -> HTMLResponse:
 
 
 def _same_origin(request: Request) -> bool:
-    """A browser's form post carries Origin; it must be this site (or absent)."""
+    """A form post from another site that names itself is refused. The form field bound to
+    the token is the CSRF defence; this is a second fence (absent or privacy-hidden "null"
+    origins pass)."""
     origin = request.headers.get("origin")
-    if origin is None:
+    if origin is None or origin == "null":
         return True
     base = urlsplit(request.app.state.runtime.settings.public_base_url)
     own = {f"{base.scheme}://{base.netloc}", f"{request.url.scheme}://{request.url.netloc}"}
