@@ -58,6 +58,8 @@ def test_link_used_twice_records_one_score(client: TestClient, runtime: HubRunti
     _send(client, drain, _request("fb-1"))
     links = _links(runtime, "fb-1")
     assert sorted(links) == list(range(11))  # eleven one-tap links in the e-mail
+    (mail,) = read_outbox(Path(runtime.settings.console_outbox_path))
+    assert "http://testserver/u/" in mail["parts"]["text"]  # opt-out in one click
     first = client.get(links[8])
     assert first.status_code == 200 and "Thank you for your rating" in first.text
     again = client.get(links[8])
@@ -216,3 +218,24 @@ def test_export_lists_feedback_and_erasure_deletes_comments_keeps_scores(
     assert (row.score, row.comment, row.customer_key, row.pickup_point) == (4, None, None,
                                                                             "WAW123M")
     assert client.get(path).status_code == 403  # the link died with the customer
+
+
+def test_preference_center_offers_the_feedback_opt_out_in_every_language(
+        client: TestClient, runtime: HubRuntime, drain: Callable[[], None]) -> None:
+    client.put("/v1/customers/c-pc", json={"email": "c-pc@example.pl", "locale": "pl"})
+    link = client.post("/v1/customers/c-pc/preference-link").json()["url"]
+    path = link.removeprefix("http://testserver")
+    for lang, title in (("pl", "Ocena doręczenia"), ("en", "Delivery feedback"),
+                        ("uk", "Оцінка доставки"), ("de", "Bewertung der Zustellung")):
+        page = client.get(f"{path}?lang={lang}").text
+        assert title in page and 'id="feedback-email" name="feedback"' in page
+    form = {"transactional": ["sms", "email"], "preferred_transactional": "email",
+            "preferred_feedback": "email", "frequency": "all", "locale": "pl",
+            "tone": "formal"}  # every feedback channel unticked
+    assert client.post(path, data=form, follow_redirects=False).status_code == 303
+    assert client.get("/v1/customers/c-pc/preferences").json()["channels"]["feedback"] == []
+    _send(client, drain, _request("fb-pc", "c-pc"))
+    with runtime.db.sessions() as session:
+        ev = session.scalar(select(Event).where(Event.event_id == "fb-pc"))
+        reasons = set(session.scalars(select(Decision.reason).where(Decision.event_pk == ev.id)))
+    assert reasons == {"opted_out_category"}
