@@ -4,6 +4,7 @@ delivery with backoff, order per notification, leases, delivery log, replay, dis
 from __future__ import annotations
 
 import json
+import time
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -267,3 +268,19 @@ def test_endpoints_belong_to_their_producer_and_need_the_scope(
     assert bad.status_code == 422
     with runtime.db.sessions() as session:
         assert session.scalar(select(WebhookEndpoint.secret)) == created["secret"]
+
+
+def test_the_running_hub_sends_webhooks_from_its_worker(runtime: HubRuntime) -> None:
+    """Wiring: `hub serve`'s embedded worker also runs the webhook sender (real clock)."""
+    with Receiver(lambda: False) as receiver, \
+            TestClient(create_app(runtime, embedded_worker=True)) as http:
+        http.headers["Authorization"] = f"Bearer {create_key(runtime.db, 'p', [Scope.ADMIN])}"
+        secret = _register(http, receiver.url)["secret"]
+        body = event("live-1", "parcel.delivered",
+                     customer={"id": "c-1", "email": "c-1@example.pl"})
+        assert http.post("/v1/events", json=body).status_code == 202
+        deadline = utcnow() + timedelta(seconds=20)
+        while not receiver.received and utcnow() < deadline:
+            time.sleep(0.05)
+        (payload,) = _verified(secret, receiver.received)
+    assert (payload["type"], payload["data"]["event_id"]) == ("notification.sent", "live-1")
