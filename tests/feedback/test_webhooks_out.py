@@ -4,8 +4,8 @@ delivery with backoff, order per notification, leases, delivery log, replay, dis
 from __future__ import annotations
 
 import json
-import time
 import re
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -34,7 +34,7 @@ class FakeClock:
     """Time travel for the sender's schedule (signatures still carry the real time)."""
 
     def __init__(self) -> None:
-        self.now = utcnow() + timedelta(seconds=1)
+        self.now = utcnow() + timedelta(seconds=30)  # messages queued during the test are due
 
     def __call__(self) -> datetime:
         return self.now
@@ -182,6 +182,7 @@ def test_delivery_log_and_manual_replay_with_the_same_webhook_id(
         assert delivery["log"][0]["ok"] is True
         url = f"/v1/webhook-endpoints/{endpoint['id']}/deliveries/{delivery['id']}/replay"
         assert client.post(url).status_code == 202
+        clock.advance(60)  # the replay is due at once on the real clock
         sender.run_once()
         assert client.post(f"/v1/webhook-endpoints/{endpoint['id']}/deliveries/999/replay"
                            ).status_code == 404
