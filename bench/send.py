@@ -111,7 +111,8 @@ def bench_webpush(seconds: float) -> dict[str, float]:
     with FakePushService() as fake:
         private, public = generate_vapid_keys()
         subscription = fake.subscribe(public)
-        adapter = WebPushAdapter(private, "mailto:ops@hub.example", ttl=3600)
+        adapter = WebPushAdapter(private, "mailto:ops@hub.example", ttl=3600,
+                                 allowed_hosts=[fake.url])
         address = json.dumps(subscription)
         session = requests.Session()
         payload = json.dumps({"title": "Paczka", "body": TEXT}, ensure_ascii=False)

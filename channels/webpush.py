@@ -14,6 +14,7 @@ import hashlib
 import json
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,6 +30,13 @@ from channels.errors import (
     ConfigurationError,
     ErrorTable,
     parse_retry_after,
+)
+from channels.push_endpoints import (
+    DEFAULT_PUSH_HOSTS,
+    PushEndpointError,
+    Resolver,
+    check_resolved,
+    resolve,
 )
 
 # Push service answers (RFC 8030 §5, and what FCM/Mozilla autopush document).
@@ -79,7 +87,9 @@ class WebPushAdapter:
     name = "webpush"
 
     def __init__(self, private_key: str, subject: str, ttl: int = 86400,
-                 session: requests.Session | None = None, timeout: float = 10.0) -> None:
+                 session: requests.Session | None = None, timeout: float = 10.0,
+                 allowed_hosts: Sequence[str] = DEFAULT_PUSH_HOSTS,
+                 resolver: Resolver = resolve) -> None:
         if not private_key:
             raise ConfigurationError("webpush: HUB_VAPID_PRIVATE_KEY (run `hub keys vapid`)")
         if not subject.startswith(("mailto:", "https://")):
@@ -89,7 +99,10 @@ class WebPushAdapter:
         self.subject = subject
         self.ttl = ttl
         self.session = session or requests.Session()
+        # A push service that redirects is not followed: the target was never checked.
+        self.session.max_redirects = 0
         self.timeout = timeout
+        self.allowed_hosts, self.resolver = tuple(allowed_hosts), resolver
         self._signed: dict[str, tuple[float, dict[str, str]]] = {}
         self._lock = threading.Lock()
 
@@ -123,6 +136,12 @@ class WebPushAdapter:
             pusher = WebPusher(subscription, requests_session=self.session)
         except (ValueError, WebPushException) as exc:
             return SendResult.permanent(f"webpush: bad subscription: {exc}", deactivate=True)
+        try:  # stored before the allow-list existed, or DNS now points inward: never post
+            check_resolved(str(subscription.get("endpoint", "")), self.allowed_hosts,
+                           self.resolver)
+        except PushEndpointError as exc:
+            return SendResult.permanent(f"webpush: endpoint refused ({exc.problem})",
+                                        deactivate=True)
         meta = message.metadata
         headers = self.vapid_headers(subscription["endpoint"])
         headers["Urgency"] = "high" if meta.get("urgent") else "normal"
@@ -137,7 +156,9 @@ class WebPushAdapter:
             return SendResult.transient("webpush: no response")
         if response.status_code > 202:
             return ERRORS.result(response.status_code, None,
-                                 f"webpush {response.status_code}: {response.text[:200]}",
+                                 # the status only: a push service's body is not ours to
+                                 # echo into decisions and the API (it may be anything)
+                                 f"webpush {response.status_code}",
                                  parse_retry_after(response.headers.get("Retry-After")))
         location = response.headers.get("Location")
         return SendResult.sent(location or f"webpush:{message.idempotency_key}")

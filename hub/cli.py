@@ -10,12 +10,20 @@ import typer
 
 from hub.keys import Scope, create_key, list_keys, revoke_key
 from hub.logs import configure
-from hub.settings import Settings, get_settings
+from hub.settings import DevSecretRefused, Settings, get_settings, refuse_dev_secret
 
 app = typer.Typer(help="Parcel Hub: omnichannel notifications for parcel events.",
                   no_args_is_help=True, add_completion=False)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+
+
+def _refuse_dev_secret(settings: Settings, host: str | None = None) -> None:
+    try:
+        refuse_dev_secret(settings, host)
+    except DevSecretRefused as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
 
 
 @app.command()
@@ -36,10 +44,7 @@ def serve(
 
     settings = get_settings()
     configure(settings.log_level, settings.log_json)
-    if host not in ("127.0.0.1", "localhost", "::1") and settings.uses_dev_secret:
-        typer.echo("refusing to serve on a non-loopback host with the development "
-                   "HUB_SECRET_KEY; set a random secret first", err=True)
-        raise typer.Exit(2)
+    _refuse_dev_secret(settings, host)
     HubRuntime.build(settings).db.dispose()  # migrate an empty store once, before forking
     os.environ["HUB_EMBEDDED_WORKER"] = "true" if worker and settings.embedded_worker else "false"
     private_metrics = workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
@@ -57,18 +62,26 @@ def serve(
 @app.command("worker")
 def worker_cmd(
     processes: Annotated[int, typer.Option(help="Worker processes")] = 1,
-    threads: Annotated[int, typer.Option(help="Worker threads per process")] = 1,
+    threads: Annotated[int, typer.Option(help="dramatiq consumer threads per process")] = 1,
+    metrics_port: Annotated[int | None, typer.Option(
+        help="Serve Prometheus /metrics on this port (all processes of this command)")] = None,
 ) -> None:
     """Run workers until SIGTERM/SIGINT: jobs in hand finish, unstarted ones go back.
 
     With HUB_BROKER_URL set they are dramatiq consumers plus the outbox relay; otherwise
-    they poll the outbox directly.
+    they poll the outbox directly. Each process keeps HUB_SEND_CONCURRENCY provider calls in
+    flight.
     """
     import subprocess
     import sys
 
     settings = get_settings()
     configure(settings.log_level, settings.log_json)
+    _refuse_dev_secret(settings)
+    if metrics_port is not None:
+        from hub.scrape import serve_metrics
+
+        serve_metrics(settings, metrics_port)
     children = [
         subprocess.Popen([sys.executable, "-m", "hub", "worker", "--threads", str(threads)])
         for _ in range(processes - 1)
@@ -95,8 +108,10 @@ def _run_workers(settings: Settings, threads: int, stop: threading.Event) -> Non
 
         from hub.dispatch import Dispatcher, make_broker
 
-        dispatcher = Dispatcher(runtime, make_broker(settings.broker_url))
-        consumer = dramatiq.Worker(dispatcher.broker, queues={settings.broker_queue}, worker_threads=threads)
+        dispatcher = Dispatcher(runtime.db, runtime.pipeline, settings,
+                                make_broker(settings.broker_url))
+        consumer = dramatiq.Worker(dispatcher.broker, queues=dispatcher.queues,
+                                   worker_threads=threads)
         consumer.start()
         relay = dispatcher.start_relay()
         while not stop.wait(0.5):
@@ -104,16 +119,17 @@ def _run_workers(settings: Settings, threads: int, stop: threading.Event) -> Non
         dispatcher.stop()
         relay.join(timeout=10)
         consumer.stop(timeout=60_000)  # finishes messages in hand, requeues prefetched ones
+        dispatcher.close_engine()  # the jobs handed to the engine finish and are recorded
         dispatcher.broker.close()
     else:
-        workers = [Worker(runtime.db, runtime.pipeline, settings) for _ in range(threads)]
-        running = [w.start_thread() for w in workers]
+        # One engine per process keeps HUB_SEND_CONCURRENCY calls in flight; more polling
+        # threads would only add claim transactions.
+        worker = Worker(runtime.db, runtime.pipeline, settings)
+        running = worker.start_thread()
         while not stop.wait(0.5):
             pass
-        for w in workers:
-            w.stop()
-        for t in running:
-            t.join(timeout=60)
+        worker.stop()
+        running.join(timeout=90)
     webhooks.join(timeout=settings.webhook_timeout_seconds + 5)
     runtime.db.dispose()
 

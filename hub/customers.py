@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,7 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from hub.db import Database, utcnow
+from hub.db import utcnow
 from hub.logs import get_logger
 from hub.models import (
     DEFAULT_TENANT,
@@ -290,73 +287,23 @@ def load_recipient(session: Session, customer: Customer, key: str) -> Recipient:
 # --- the fence between an erasure and a send in flight ---------------------------------
 
 
-class _Fence:
-    """Shared (sends) / exclusive (erasure) lock, process-local: the SQLite fence, where
-    one process runs the API and the worker. On PostgreSQL the row lock does the work."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._sharers = 0
-        self._exclusive = False
-
-    @contextmanager
-    def hold(self, exclusive: bool, timeout: float = 60.0) -> Iterator[None]:
-        with self._cond:  # bounded: a stuck provider call cannot block an erasure forever
-            self._cond.wait_for(lambda: not self._exclusive and not (
-                exclusive and self._sharers), timeout)
-            if exclusive:
-                self._exclusive = True
-            else:
-                self._sharers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                if exclusive:
-                    self._exclusive = False
-                else:
-                    self._sharers = max(0, self._sharers - 1)
-                self._cond.notify_all()
-
-
-_FENCES = [_Fence() for _ in range(64)]  # striped by customer key: bounded memory
-
-
-def _fence(ckey: str) -> _Fence:
-    return _FENCES[int(hashlib.blake2b(ckey.encode(), digest_size=2).hexdigest(), 16) % 64]
-
-
-@contextmanager
-def erasure_fence(ckey: str) -> Iterator[None]:
-    """Taken by an erasure before its transaction (SQLite's writer lock must not be held
-    while waiting): waits for this process's sends in flight."""
-    with _fence(ckey).hold(exclusive=True):
-        yield
-
-
-@contextmanager
-def send_fence(db: Database, tenant: str, key: str, external_id: str) -> Iterator[bool]:
-    """Wrap a provider call: yields False when the customer was erased (do not send).
-
-    While the block runs, an erasure of this customer waits: on PostgreSQL the customer
-    row is held FOR KEY SHARE (the erasure's DELETE waits for it; ordinary updates, e.g. an
-    SMS STOP recorded by this very send, do not), in-process a shared fence
-    (SQLite). So a send either completes before the erasure commits, and the erasure then
-    scrubs its record, or it sees the tombstone and never happens."""
-    with _fence(customer_key(key, tenant, external_id)).hold(exclusive=False):
-        if db.dialect == "postgresql":
-            with db.transaction() as session:
-                yield _alive(session, tenant, key, external_id, lock=True)
-        else:  # a read: SQLite's writer lock must not be held across the provider call
-            with db.sessions() as session:
-                alive = _alive(session, tenant, key, external_id, lock=False)
-            yield alive
-
-
-def _alive(session: Session, tenant: str, key: str, external_id: str, lock: bool) -> bool:
-    query = select(Customer.id).where(Customer.tenant == tenant,
-                                      Customer.external_id == external_id)
-    if lock:
-        query = query.with_for_update(read=True)
-    return session.scalar(query) is not None and not is_erased(session, tenant, key,
-                                                                external_id)
+def alive_customers(session: Session, key: str, wanted: set[tuple[str, str]]
+                    ) -> set[tuple[str, str]]:
+    """Which (tenant, external id) still exist unerased. Called by the engine in the
+    transaction that opens send records: on PostgreSQL the rows are held FOR KEY SHARE
+    until it commits, and `hub.gdpr.erase` locks the row FOR UPDATE before it writes the
+    tombstone, so each erasure is ordered before (the send is skipped) or after (the erasure
+    waits for the send record to settle) every opening; SQLite serialises the two writers."""
+    if not wanted:
+        return set()
+    query = select(Customer.tenant, Customer.external_id).where(
+        Customer.external_id.in_([i for _, i in wanted]))
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(key_share=True)
+    found = {row for row in session.execute(query).tuples() if row in wanted}
+    digests = {(t, tombstone_digest(key, i)): (t, i) for t, i in found}
+    erased = {digests[row] for row in session.execute(
+        select(CustomerTombstone.tenant, CustomerTombstone.digest)
+        .where(CustomerTombstone.digest.in_([d for _, d in digests]))).tuples()
+        if row in digests} if digests else set()
+    return found - erased

@@ -2,16 +2,47 @@
 
 from __future__ import annotations
 
+import functools
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def retry_on_conflict(fn: Callable[P, R]) -> Callable[P, R]:
+    """Runs an idempotent unit of work again when a concurrent twin won a unique index.
+
+    Two identical requests that both find nothing and both insert (a webhook delivered twice
+    at once, two PUTs of one new customer) race on PostgreSQL, where readers do not queue
+    behind writers: the loser's IntegrityError would be a 500. Its transaction has rolled
+    back, so running it again sees the winner's row and takes the update/no-op path. A
+    FastAPI `Response` argument gets its status reset, so the loser reports an update.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        for attempt in range(3):
+            try:
+                return fn(*args, **kwargs)
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+                for value in kwargs.values():
+                    if type(value).__name__ == "Response" and hasattr(value, "status_code"):
+                        value.status_code = None
+        raise AssertionError("unreachable")
+
+    return wrapper
 
 
 def utcnow() -> datetime:
@@ -41,7 +72,11 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 def make_engine(url: str, immediate: bool = True, **kwargs: Any) -> Engine:
     """An engine tuned for its backend: SQLite gets WAL, a busy timeout and, for writers,
-    BEGIN IMMEDIATE."""
+    BEGIN IMMEDIATE.
+
+    Every engine hides SQL parameters from its exceptions: a traceback in the logs must not
+    print a customer's phone, e-mail or payload."""
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs

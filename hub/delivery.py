@@ -1,22 +1,36 @@
-"""The send record: written before the provider call so that no message is ever sent twice."""
+"""The send record: written before the provider call so that no message is ever sent twice.
+
+Records are opened for a whole batch in one transaction (`open_sends`), the provider calls
+run outside any transaction (`call`), and their answers are recorded for the batch in one
+transaction again (`record_results`). A call whose outcome is unknown (a timeout after the
+request went out) is asked back from the provider; where the provider cannot tell, the record
+becomes `unconfirmed` and is never sent again.
+"""
 
 from __future__ import annotations
 
+import enum
 import hashlib
+import hmac
+import re
 import time
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.orm import Session
 
-from channels import ChannelAdapter, OutgoingMessage, SendResult
+from channels import ChannelAdapter, ErrorClass, OutgoingMessage, SendResult
+from channels.ratelimit import ProviderRateLimiter
 from hub import failpoints, provider_limits
 from hub.db import Database, utcnow
 from hub.logs import get_logger
-from hub.metrics import SEND_LATENCY
-from hub.models import Notification
+from hub.metrics import IN_FLIGHT, PROVIDER_LATENCY, SEND_LATENCY, UNKNOWN_OUTCOMES
+from hub.models import DEFAULT_TENANT, Notification
 from hub.receipts import deactivate_address
-from hub.webhooks_out import record_status_change
+from hub.settings import get_settings
+from hub.webhooks_out import NotificationRef, record_status_change
 
 log = get_logger("delivery")
 
@@ -28,11 +42,31 @@ UNCONFIRMED_DETAIL = (
     "a worker stopped during the provider call and the provider cannot confirm it; "
     "not repeated, to avoid a duplicate"
 )
+TIMEOUT_DETAIL = (
+    "the provider call timed out after the request was sent and the provider cannot confirm "
+    "it; not repeated, to avoid a duplicate"
+)
+# Errors after which the provider may well have the message: read timeouts, a reply cut off.
+# A refused or timed-out *connect* never reached the provider and stays a plain transient.
+_MAYBE_DELIVERED = re.compile(
+    r"ReadTimeout|ReadTimeoutError|TimeoutError|timed out|socket\.timeout|RemoteDisconnected"
+    r"|IncompleteRead|ChunkedEncodingError|SMTPServerDisconnected")
+_NEVER_SENT = re.compile(r"ConnectTimeout|ConnectTimeoutError|NewConnectionError|refused")
+T = cast(Table, Notification.__table__)
 
 
-def idempotency_key(event_pk: int, channel: str, address: str) -> str:
-    """Unique per (event, channel, address): the unit that is sent at most once."""
-    digest = hashlib.sha256(address.encode()).hexdigest()[:16]
+class SendMode(enum.StrEnum):
+    CALL = "call"  # a fresh record (or a retry): call the provider
+    RECONCILE = "reconcile"  # an earlier worker stopped mid-call: ask the provider first
+    SETTLED = "settled"  # nothing owed; `result` holds the earlier answer
+    WAIT = "wait"  # another worker's call may still be in flight: leave it until `wait_until`
+
+
+def idempotency_key(secret: str, event_pk: int, channel: str, address: str) -> str:
+    """Unique per (event, channel, address): the unit that is sent at most once. The address
+    part is an HMAC under the hub's secret, so a logged key does not reveal the address."""
+    digest = hmac.new(secret.encode(), f"send-record:{channel}:{address}".encode(),
+                      hashlib.sha256).hexdigest()[:24]
     return f"{event_pk}:{channel}:{digest}"
 
 
@@ -49,113 +83,218 @@ class Envelope:
     locale: str
     parts: dict[str, str]
     metadata: dict[str, Any]
+    tenant: str = DEFAULT_TENANT
 
 
-def _history(row: Notification, status: str, detail: str | None = None) -> None:
-    entry = {"status": status, "at": utcnow().isoformat()}
+@dataclass(slots=True)
+class Send:
+    """One message through its send record: opened, called, recorded."""
+
+    key: str
+    env: Envelope
+    adapter: ChannelAdapter
+    mode: SendMode = SendMode.CALL
+    result: SendResult | None = None
+    wait_until: datetime | None = None
+    note: str | None = None  # history detail for the recorded answer
+    event_id: str | None = None  # the producer's event id, for the logs
+    job_id: int | None = None
+    context: Any = field(default=None, repr=False)  # the caller's own bookkeeping
+
+
+def _entry(status: str, now: datetime, detail: str | None = None) -> dict[str, str]:
+    entry = {"status": status, "at": now.isoformat()}
     if detail:
         entry["detail"] = detail
-    row.history = [*(row.history or []), entry]
-    row.status = status
+    return entry
 
 
-def deliver(db: Database, adapter: ChannelAdapter, env: Envelope) -> SendResult:
-    """Sends once: claims the send record, calls the provider, records the answer."""
-    key = idempotency_key(env.event_pk, env.channel, env.address)
-    # --- provider rate limit (issue 12 item 4): wait for a slot BEFORE the record says
-    # `sending` (a kill -9 while waiting must not leave a record to mark unconfirmed) ---
-    if (refused := provider_limits.wait_turn(adapter)) is not None:
-        return refused  # next slot too far: deferred, no attempt counted
-    earlier, notification_id = _claim(db, key, env, adapter)
-    if earlier is not None:
-        return earlier
-    message = OutgoingMessage(key, env.channel, env.address, env.parts, env.locale, env.metadata)
+def open_sends(session: Session, sends: list[Send], in_doubt_seconds: float) -> None:
+    """Commits (with the caller's transaction) a `sending` record for every send that owes a
+    provider call and sets each send's mode; never calls a provider."""
+    now = utcnow()
+    existing = {r.idempotency_key: r for r in session.execute(
+        select(T.c.id, T.c.idempotency_key, T.c.status, T.c.provider_message_id, T.c.error,
+               T.c.history, T.c.updated_at)
+        .where(T.c.idempotency_key.in_([s.key for s in sends])))}
+    fresh, resent = [], []
+    for send in sends:
+        row = existing.get(send.key)
+        if row is None:
+            fresh.append(_new_record(send, now))
+            send.mode = SendMode.CALL
+        elif row.status in DONE_STATUSES:
+            send.mode, send.result = SendMode.SETTLED, SendResult.sent(row.provider_message_id or "")
+        elif row.status == UNCONFIRMED:
+            send.mode, send.result = SendMode.SETTLED, SendResult.permanent(UNCONFIRMED_DETAIL)
+        elif row.status == FAILED:
+            send.mode, send.result = SendMode.SETTLED, SendResult.permanent(row.error or FAILED)
+        elif row.status == SENDING and row.updated_at + timedelta(seconds=in_doubt_seconds) > now:
+            # Younger than the longest provider call: its worker may still be waiting for
+            # the answer. Reconciling now could send a second copy.
+            send.mode = SendMode.WAIT
+            send.wait_until = row.updated_at + timedelta(seconds=in_doubt_seconds)
+        elif row.status == SENDING:
+            send.mode = SendMode.RECONCILE
+        else:  # RETRY: the last attempt failed transiently
+            send.mode = SendMode.CALL
+            resent.append({"b_id": row.id, "b_content": send.env.parts, "b_status": SENDING,
+                           "b_history": [*(row.history or []), _entry(SENDING, now)],
+                           "b_updated_at": now})
+    if fresh:
+        session.execute(insert(T), fresh)
+    if resent:
+        session.connection().execute(
+            update(T).where(T.c.id == bindparam("b_id")).values(
+                content=bindparam("b_content"), status=bindparam("b_status"),
+                history=bindparam("b_history"), updated_at=bindparam("b_updated_at")), resent)
+
+
+def _new_record(send: Send, now: datetime) -> dict[str, Any]:
+    env = send.env
+    return {"idempotency_key": send.key, "event_pk": env.event_pk,
+            "customer_id": env.customer_id, "tracking_number": env.tracking_number,
+            "event_type": env.event_type, "channel": env.channel, "address": env.address,
+            "locale": env.locale, "content": env.parts, "status": SENDING,
+            "history": [_entry(SENDING, now)], "created_at": now, "updated_at": now}
+
+
+def call(send: Send, rate_limiter: ProviderRateLimiter | None = None) -> SendResult:
+    """The provider call of one opened send (runs outside any transaction)."""
+    adapter = send.adapter
+    if send.mode is SendMode.RECONCILE:
+        found = adapter.reconcile(send.key)  # an earlier worker stopped during its call
+        if found is not None:
+            send.note = "reconciled after a crash"
+            return found
+        if not getattr(adapter, "authoritative_reconcile", False):
+            send.note = UNCONFIRMED_DETAIL
+            return SendResult.permanent(UNCONFIRMED_DETAIL)
+        send.note = "provider never got it; sending after a crash"
+    message = OutgoingMessage(send.key, send.env.channel, send.env.address, send.env.parts,
+                              send.env.locale, send.env.metadata)
     failpoints.reach(failpoints.BEFORE_SEND)
-    started = time.perf_counter()
-    try:
-        result = adapter.send(message)
-    except Exception as exc:  # an adapter bug must not leave the record in `sending`
-        result = SendResult.transient(f"adapter error: {type(exc).__name__}: {exc}")
-    SEND_LATENCY.labels(env.channel).observe(time.perf_counter() - started)
-    provider_limits.after_send(adapter, result)  # rate limit: a 429 + Retry-After pauses it
+    # --- provider rate limit (HUB_*_MPS): the one place a send waits for its bucket; a
+    # slot further than HUB_RATE_LIMIT_MAX_WAIT_SECONDS defers the send unattempted ---
+    if rate_limiter is not None and (
+            refused := provider_limits.wait_turn(adapter, rate_limiter)) is not None:
+        return refused
+    result = _timed_send(adapter, message, send.env.channel)
+    if rate_limiter is not None:
+        provider_limits.after_send(adapter, result, rate_limiter)  # 429 + Retry-After
     failpoints.reach(failpoints.AFTER_SEND)
-    _record(db, key, result, adapter.name)
-    log.info(
-        "send",
-        notification_id=notification_id,
-        idempotency_key=key,
-        channel=env.channel,
-        adapter=adapter.name,
-        ok=result.ok,
-        error=result.error,
-    )
+    if maybe_delivered(result):
+        return _settle_unknown(send, result)
     return result
 
 
-def _claim(
-    db: Database, key: str, env: Envelope, adapter: ChannelAdapter
-) -> tuple[SendResult | None, int]:
-    """Marks the record `sending` (committed) and returns its id, with a result instead if
-    no send is owed."""
-    with db.transaction() as session:
-        row = session.scalar(select(Notification).where(Notification.idempotency_key == key))
-        if row is None:
-            row = Notification(
-                idempotency_key=key,
-                event_pk=env.event_pk,
-                customer_id=env.customer_id,
-                tracking_number=env.tracking_number,
-                event_type=env.event_type,
-                channel=env.channel,
-                address=env.address,
-                locale=env.locale,
-                content=env.parts,
-                history=[],
-            )
-            session.add(row)
-            _history(row, SENDING)
-            session.flush()
-            return None, row.id
-        if row.status in DONE_STATUSES:
-            return SendResult.sent(row.provider_message_id or ""), row.id
-        if row.status == UNCONFIRMED:
-            return SendResult.permanent(UNCONFIRMED_DETAIL), row.id
-        if row.status == FAILED:
-            return SendResult.permanent(row.error or row.status), row.id
-        if row.status == SENDING:
-            # A worker died between the provider call and recording its answer.
-            found = adapter.reconcile(key)
-            if found is not None:
-                row.provider_message_id = found.provider_message_id
-                _history(row, SENT, "reconciled after a crash")
-                return found, row.id
-            if getattr(adapter, "authoritative_reconcile", False):
-                _history(row, SENDING, "provider never got it; sending after a crash")
-                return None, row.id
-            row.error = UNCONFIRMED_DETAIL
-            _history(row, UNCONFIRMED, row.error)
-            return SendResult.permanent(UNCONFIRMED_DETAIL), row.id
-        row.content = env.parts
-        _history(row, SENDING)  # RETRY: the last attempt failed transiently
-        return None, row.id
+def _timed_send(adapter: ChannelAdapter, message: OutgoingMessage, channel: str) -> SendResult:
+    IN_FLIGHT.inc()
+    started = time.perf_counter()
+    try:
+        return adapter.send(message)
+    except Exception as exc:  # an adapter bug must not leave the record in `sending`
+        return SendResult.transient(f"adapter error: {type(exc).__name__}: {exc}")
+    finally:
+        IN_FLIGHT.dec()
+        elapsed = time.perf_counter() - started
+        SEND_LATENCY.labels(channel).observe(elapsed)
+        PROVIDER_LATENCY.labels(adapter.name).observe(elapsed)
 
 
-def _record(db: Database, key: str, result: SendResult, source: str) -> None:
+def maybe_delivered(result: SendResult) -> bool:
+    """A transient error after which the provider may have the message (unknown outcome)."""
+    if result.ok or result.error_class is not ErrorClass.TRANSIENT or result.circuit_open:
+        return False
+    error = result.error or ""
+    return bool(_MAYBE_DELIVERED.search(error)) and not _NEVER_SENT.search(error)
+
+
+def _settle_unknown(send: Send, result: SendResult) -> SendResult:
+    """Asks the provider whether it got the message; unconfirmed if it cannot tell."""
+    adapter = send.adapter
+    try:
+        found = adapter.reconcile(send.key)
+    except Exception:  # the provider is still unwell: it cannot tell now
+        found = None
+    if found is not None:
+        UNKNOWN_OUTCOMES.labels(adapter.name, "reconciled").inc()
+        send.note = f"reconciled after: {result.error}"
+        return found
+    if getattr(adapter, "authoritative_reconcile", False):
+        UNKNOWN_OUTCOMES.labels(adapter.name, "not_received").inc()
+        return result  # the provider proves it never got it: an ordinary retry
+    UNKNOWN_OUTCOMES.labels(adapter.name, "unconfirmed").inc()
+    send.note = TIMEOUT_DETAIL
+    return SendResult.permanent(TIMEOUT_DETAIL)
+
+
+def is_unconfirmed(result: SendResult) -> bool:
+    """The answer says "most likely delivered, cannot confirm": never resent, no fallback."""
+    return result.error in (UNCONFIRMED_DETAIL, TIMEOUT_DETAIL)
+
+
+def record_results(session: Session, sends: list[Send], erasure_key: str | None = None
+                   ) -> None:
+    """Writes the provider answers of a batch into their send records (one transaction);
+    `erasure_key` keys the suppressions of addresses the provider calls dead."""
+    now = utcnow()
+    rows = {r.idempotency_key: r for r in session.execute(
+        select(T.c.id, T.c.idempotency_key, T.c.status, T.c.history, T.c.provider_message_id)
+        .where(T.c.idempotency_key.in_([s.key for s in sends])))}
+    updates = []
+    for send in sends:
+        row, result = rows.get(send.key), send.result
+        if row is None or result is None:
+            continue
+        if result.deactivate and send.env.address:
+            deactivate_address(session, send.env.channel, send.env.address, result.error or "",
+                               send.adapter.name, opted_out=result.opted_out,
+                               tenant=send.env.tenant, key=erasure_key)
+        updates.append(_answer(row, send, result, now))
+        record_status_change(  # outgoing webhooks (same transaction as the answer)
+            session, send.env.tenant, NotificationRef(row.id, send.env.event_pk,
+                                                      send.env.event_type, send.env.channel),
+            SENT if result.ok else updates[-1]["b_status"])
+        log.info("send", notification_id=row.id, idempotency_key=send.key,
+                 event_id=send.event_id, job_id=send.job_id,
+                 channel=send.env.channel, adapter=send.adapter.name, ok=result.ok,
+                 error=result.error)
+    if updates:
+        session.connection().execute(
+            update(T).where(T.c.id == bindparam("b_id")).values(
+                status=bindparam("b_status"), history=bindparam("b_history"),
+                provider_message_id=bindparam("b_pid"), error=bindparam("b_error"),
+                updated_at=bindparam("b_updated_at")), updates)
+
+
+def _answer(row: Any, send: Send, result: SendResult, now: datetime) -> dict[str, Any]:
+    history = list(row.history or [])
+    if result.ok:
+        # a provider receipt (e.g. delivered) may have overtaken the provider's answer
+        status = SENT if row.status == SENDING else row.status
+        history.append(_entry(SENT, now, send.note))
+        return {"b_id": row.id, "b_status": status, "b_history": history,
+                "b_pid": result.provider_message_id, "b_error": None, "b_updated_at": now}
+    if is_unconfirmed(result):
+        status = UNCONFIRMED
+    else:
+        status = RETRY if result.error_class is ErrorClass.TRANSIENT else FAILED
+    history.append(_entry(status, now, result.error))
+    return {"b_id": row.id, "b_status": status, "b_history": history,
+            "b_pid": row.provider_message_id, "b_error": result.error, "b_updated_at": now}
+
+
+def deliver(db: Database, adapter: ChannelAdapter, env: Envelope,
+            secret: str | None = None) -> SendResult:
+    """Sends one message once, outside the engine (test-send, tools): open, call, record."""
+    secret = secret or get_settings().secret_key.get_secret_value()
+    send = Send(idempotency_key(secret, env.event_pk, env.channel, env.address), env, adapter)
     with db.transaction() as session:
-        row = session.scalars(
-            select(Notification).where(Notification.idempotency_key == key)
-        ).one()
-        if result.deactivate and row.address:
-            deactivate_address(session, row.channel, row.address, result.error or "", source,
-                               opted_out=result.opted_out)
-        if result.ok:
-            row.provider_message_id = result.provider_message_id
-            row.error = None
-            if row.status == SENDING:
-                _history(row, SENT)
-            else:  # a provider receipt (e.g. delivered) overtook the provider's answer
-                row.history = [*row.history, {"status": SENT, "at": utcnow().isoformat()}]
-        else:
-            row.error = result.error
-            _history(row, RETRY if result.error_class == "transient" else FAILED, result.error)
-        record_status_change(session, None, row, SENT if result.ok else row.status)  # outgoing webhooks
+        open_sends(session, [send], in_doubt_seconds=0.0)
+    if send.mode is SendMode.SETTLED and send.result is not None:
+        return send.result
+    send.result = call(send)
+    with db.transaction() as session:
+        record_results(session, [send])
+    return send.result

@@ -1,12 +1,13 @@
 """Delivery on dramatiq (scale-out mode): an outbox relay publishes ready jobs to the broker and
-dramatiq actors run the same pipeline the embedded worker runs.
+dramatiq actors hand them to the process's delivery engine, the one the embedded worker uses.
 
-The outbox stays the source of truth. The relay leases a job before publishing it, so a
-message the broker loses is published again when that lease expires; an actor takes the
-lease over from the relay before running the job, so a message delivered twice runs once.
-Retries of transient provider errors stay in the outbox (`hub.worker.finish`), durable across
-broker restarts; dramatiq's own Retries middleware covers an actor that crashes outright,
-its TimeLimit and AgeLimit middleware bound a stuck or ancient message.
+The outbox stays the source of truth. The relay leases a job before publishing it (without
+counting an attempt: nothing ran yet), so a message the broker loses is published again when
+that lease expires; an actor takes the lease over from the relay before running the job, and
+only if the job is due, so a message delivered twice runs once and a redelivered message
+never runs a postponed job early. Each lane has its own queue and actor priority, so urgent
+notices overtake a marketing backlog in the broker too. Retries of transient provider errors
+stay in the outbox, durable across broker restarts.
 """
 
 from __future__ import annotations
@@ -15,24 +16,27 @@ import os
 import secrets
 import socket
 import threading
+from collections import defaultdict
+from collections.abc import Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 import dramatiq
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
-from sqlalchemy import or_, update
+from sqlalchemy import or_, select, update
 
 from hub.db import Database, utcnow
+from hub.engine import Engine
 from hub.gdpr import DailyPurge
+from hub.lanes import LANE_ORDER, Lane
 from hub.logs import get_logger
 from hub.models import OutboxJob
-from hub.worker import Worker, claim
-
-if TYPE_CHECKING:
-    from hub.runtime import HubRuntime
+from hub.pipeline import Pipeline
+from hub.settings import Settings
+from hub.worker import claim
 
 RELAY_PREFIX = "relay:"
+PRIORITY = {Lane.URGENT: 0, Lane.NORMAL: 10, Lane.BULK: 20}  # lower runs first in a worker
 log = get_logger("dispatch")
 
 
@@ -45,57 +49,92 @@ def make_broker(url: str) -> dramatiq.Broker:
     raise ValueError(f"HUB_BROKER_URL must start with amqp:// or redis://, got {url.split(':')[0]}://")
 
 
-def take_over(db: Database, job_id: int, owner: str, lease_seconds: float) -> bool:
-    """Moves a published job's lease from the relay to an actor; False if someone else runs it."""
+def queue_name(base: str, lane: Lane) -> str:
+    """The broker queue of a lane (the normal lane keeps the configured name)."""
+    return base if lane is Lane.NORMAL else f"{base}.{lane}"
+
+
+def take_over(db: Database, job_ids: list[int], owner: str, lease_seconds: float) -> list[int]:
+    """Moves published jobs' leases from the relay to `owner` and counts their attempt; only
+    jobs that are due and not run by someone else. Returns the ids taken."""
     now = utcnow()
     with db.transaction() as session:
-        taken = session.execute(
+        taken = session.scalars(
             update(OutboxJob)
             .where(
-                OutboxJob.id == job_id,
+                OutboxJob.id.in_(job_ids),
                 OutboxJob.state == "pending",
+                OutboxJob.not_before <= now,  # a redelivered message never runs a job early
                 or_(OutboxJob.lease_owner.like(f"{RELAY_PREFIX}%"), OutboxJob.lease_until < now,
                     OutboxJob.lease_owner.is_(None)),
             )
-            .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds))
+            .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds),
+                    attempts=OutboxJob.attempts + 1)
+            .returning(OutboxJob.id)
         )
-        return bool(taken.rowcount)
+        return sorted(taken)
 
 
 class Dispatcher:
-    """Binds the `hub.process_job` actor and the relay to one runtime and broker."""
+    """Binds one actor per lane and the relay to a store, an engine and a broker."""
 
-    def __init__(self, runtime: HubRuntime, broker: dramatiq.Broker) -> None:
-        self.runtime = runtime
-        self.broker = broker
-        self.actor = dramatiq.actor(
-            self._process, broker=broker, actor_name="hub.process_job",
-            queue_name=runtime.settings.broker_queue,
+    def __init__(self, db: Database, pipeline: Pipeline, settings: Settings,
+                 broker: dramatiq.Broker, housekeeping: Callable[[], None] | None = None) -> None:
+        self.db, self.pipeline, self.settings, self.broker = db, pipeline, settings, broker
+        self.housekeeping = housekeeping or pipeline.housekeeping
+        self.actors = {lane: dramatiq.actor(
+            self._process, broker=broker, actor_name=f"hub.process_jobs.{lane}",
+            queue_name=queue_name(settings.broker_queue, lane), priority=PRIORITY[lane],
             max_retries=5, min_backoff=1_000, max_backoff=60_000, time_limit=300_000,
-            max_age=24 * 3600 * 1000,
-        )
+            max_age=24 * 3600 * 1000) for lane in LANE_ORDER}
+        self.queues = {queue_name(settings.broker_queue, lane) for lane in LANE_ORDER}
         self.relay_name = f"{RELAY_PREFIX}{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.worker_name = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self._engine: Engine | None = None
+        self._engine_lock = threading.Lock()
         self._stop = threading.Event()
 
-    def _process(self, job_id: int) -> None:
-        settings = self.runtime.settings
-        worker = Worker(self.runtime.db, self.runtime.pipeline, settings)
-        if not take_over(self.runtime.db, job_id, worker.name, settings.worker_lease_seconds):
-            log.info("job_taken_elsewhere", job_id=job_id)
-            return
-        worker.run_job(job_id)
+    @property
+    def engine(self) -> Engine:
+        """This process's engine, started by the first message."""
+        with self._engine_lock:
+            if self._engine is None:
+                self._engine = Engine(self.db, self.pipeline, self.settings, self.worker_name)
+            return self._engine
+
+    def _process(self, job_ids: list[int]) -> None:
+        """Takes the jobs over and hands them to the engine once it has room; the outbox
+        lease (extended while in flight) protects them from here on, not the message."""
+        engine = self.engine
+        for _ in range(600):  # bounded: at most ~5 minutes (the actor's time limit)
+            if engine.wait_for_capacity(0.5, at_least=len(job_ids)) >= 1:
+                break
+        taken = take_over(self.db, job_ids, engine.owner, self.settings.worker_lease_seconds)
+        if len(taken) < len(job_ids):
+            log.info("jobs_taken_elsewhere_or_not_due", jobs=len(job_ids) - len(taken))
+        engine.submit(taken)
 
     def relay_once(self) -> int:
-        """Publishes every ready job once; returns how many."""
-        settings = self.runtime.settings
-        ids = claim(self.runtime.db, self.relay_name, 200, settings.worker_lease_seconds)
+        """Publishes every ready job once, in batches per lane; returns how many."""
+        ids = claim(self.db, self.relay_name, 500, self.settings.worker_lease_seconds,
+                    count_attempt=False)
+        if not ids:
+            return 0
+        with self.db.sessions() as session:
+            lanes = {job_id: lane for job_id, lane in session.execute(
+                select(OutboxJob.id, OutboxJob.lane).where(OutboxJob.id.in_(ids)))}
+        by_lane: dict[Lane, list[int]] = defaultdict(list)
         for job_id in ids:
-            self.actor.send(job_id)
+            by_lane[Lane(lanes.get(job_id, Lane.NORMAL))].append(job_id)
+        size = max(1, self.settings.worker_batch)
+        for lane in LANE_ORDER:
+            chunk = by_lane.get(lane, [])
+            for start in range(0, len(chunk), size):
+                self.actors[lane].send(chunk[start:start + size])
         return len(ids)
 
     def relay_forever(self) -> None:
-        daily_purge = DailyPurge(self.runtime.db, self.runtime.settings,
-                                 housekeeping=self.runtime.pipeline.housekeeping)
+        daily_purge = DailyPurge(self.db, self.settings, housekeeping=self.housekeeping)
         while not self._stop.is_set():
             daily_purge.run_if_due()
             try:
@@ -104,7 +143,7 @@ class Dispatcher:
                 log.exception("relay_error")  # broker or store down: try again shortly
                 published = 0
             if not published:
-                self._stop.wait(self.runtime.settings.worker_poll_seconds)
+                self._stop.wait(self.settings.worker_poll_seconds)
 
     def start_relay(self) -> threading.Thread:
         thread = threading.Thread(target=self.relay_forever, name="hub-relay", daemon=True)
@@ -113,3 +152,8 @@ class Dispatcher:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def close_engine(self, timeout: float = 60.0) -> None:
+        """After the consumer stopped: the jobs in hand finish and are recorded."""
+        if self._engine is not None:
+            self._engine.close(timeout)

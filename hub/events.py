@@ -5,8 +5,7 @@ from __future__ import annotations
 import enum
 import tomllib
 from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
@@ -63,13 +62,24 @@ def _known_type(value: str) -> str:
     return value
 
 
-def _decimal_string(value: str) -> str:
+# Instants outside these bounds are typos or probes; they would also overflow UTC
+# conversion (year 1 at +01:00 is before datetime.min) and the stores' timestamp types.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def sane_instant(value: datetime) -> datetime:
+    """An aware datetime that converts to UTC and lies between 1970 and 2200; else ValueError.
+
+    Shared by every API field that takes a client timestamp (events, consent `at`)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("must carry a UTC offset")
     try:
-        amount = Decimal(value)
-    except ArithmeticError as exc:
-        raise ValueError("amount must be a decimal string such as '12.50'") from exc
-    if not amount.is_finite() or amount < 0:
-        raise ValueError("amount must be a finite, non-negative decimal")
+        in_utc = value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("is out of range") from exc
+    if not EARLIEST <= in_utc < LATEST:
+        raise ValueError(f"must lie between {EARLIEST:%Y} and {LATEST:%Y}")
     return value
 
 
@@ -80,8 +90,11 @@ def _iso_string(value: Any) -> Any:
 
 
 # Timestamps must carry their offset: a naive time is ambiguous across Europe's DST changes.
-Instant = Annotated[AwareDatetime, BeforeValidator(_iso_string)]
-DecimalString = Annotated[str, Field(max_length=32), AfterValidator(_decimal_string)]
+Instant = Annotated[AwareDatetime, BeforeValidator(_iso_string), AfterValidator(sane_instant)]
+# What the renderer can format as money: at most 12 integer digits and 4 decimals, no
+# exponent (Decimal("1e999999") is "finite" but no formatter can print it).
+DecimalString = Annotated[str, Field(pattern=r"^[0-9]{1,12}(\.[0-9]{1,4})?$",
+                                     examples=["12.50"])]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 ShortText = Annotated[str, Field(min_length=1, max_length=200)]
 

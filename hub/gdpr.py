@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session
 from hub.customers import (
     consent_entries,
     customer_key,
-    erasure_fence,
     get_customer,
     is_erased,
     pseudonym,
@@ -26,6 +25,7 @@ from hub.feedback import export_feedback, forget_feedback
 from hub.logs import get_logger
 from hub.models import (
     ConsentRecord,
+    Customer,
     CustomerTombstone,
     Decision,
     Event,
@@ -163,9 +163,7 @@ def erase_customer(session: Session, tenant: str, key: str, external_id: str) ->
 
     Suppressions and inbound keywords keep only the keyed digest of the address (a number
     that texted STOP is still never texted); limiter rows (keyed by the customer key) go.
-    The customer row is deleted first: on PostgreSQL that waits for sends in flight (see
-    customers.send_fence); `erase` adds the in-process fence. So a send either completes
-    before this commits and is then scrubbed here, or sees the tombstone and never happens."""
+    `erase` orders this after any send in flight (see there)."""
     digest = tombstone_digest(key, external_id)
     alias, ckey = pseudonym(digest), customer_key(key, tenant, external_id)
     customer = get_customer(session, tenant, external_id)
@@ -204,20 +202,53 @@ class _Unknown(Exception):
     """Nothing held and never erased: roll back the tombstone."""
 
 
-def erase(db: Database, tenant: str, key: str, external_id: str) -> Erasure | None:
-    """erase_customer in its own transaction, behind the in-process send fence; None (and
-    nothing written) when the tenant holds nothing about the id and never erased it, so
-    another tenant's customer answers 404 like an unknown one."""
+def erase(db: Database, tenant: str, key: str, external_id: str,
+          in_flight_seconds: float = 15.0) -> Erasure | None:
+    """Erases the tenant's customer; None (and nothing written) when the tenant holds nothing
+    about the id and never erased it, so another tenant's customer answers 404 like an
+    unknown one.
+
+    A send in flight either completes before the erasure and is then scrubbed, or never
+    happens: first the tombstone is committed under the customer row's lock (the engine
+    opens send records only for customers it finds unerased under a share lock of that row,
+    `hub.customers.alive_customers`), then the erasure waits up to `in_flight_seconds` (the
+    longest provider call) for the customer's open send records to settle, then scrubs."""
+    with db.transaction() as session:
+        before = is_erased(session, tenant, key, external_id)
+        query = select(Customer).where(Customer.tenant == tenant,
+                                       Customer.external_id == external_id)
+        if db.dialect == "postgresql":
+            query = query.with_for_update()
+        marked = not before and session.scalar(query) is not None
+        if marked:
+            session.add(CustomerTombstone(tenant=tenant, digest=tombstone_digest(key, external_id)))
+    if marked:
+        _wait_for_sends(db, tenant, external_id, in_flight_seconds)
     try:
-        with erasure_fence(customer_key(key, tenant, external_id)), \
-                db.transaction() as session:
-            before = is_erased(session, tenant, key, external_id)
+        with db.transaction() as session:
             erasure = erase_customer(session, tenant, key, external_id)
             if not erasure.held and not before:
                 raise _Unknown
             return erasure
     except _Unknown:
         return None
+
+
+def _wait_for_sends(db: Database, tenant: str, external_id: str, seconds: float) -> None:
+    """Waits (bounded) until none of the customer's send records is in a provider call."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with db.sessions() as session:
+            busy = session.scalar(
+                select(Notification.id).join(Event, Event.id == Notification.event_pk)
+                .where(Event.tenant == tenant, Notification.customer_id == external_id,
+                       Notification.status == "sending",
+                       Notification.updated_at > utcnow() - timedelta(seconds=seconds))
+                .limit(1))
+        if busy is None:
+            return
+        time.sleep(0.05)
+    log.warning("erasure_send_still_open", seconds=seconds)
 
 
 def _scrub_events(session: Session, event_pks: list[int], notes: list[Notification],

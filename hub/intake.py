@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from hub.db import Database, utcnow
 from hub.events import EventIn
+from hub.lanes import lane_of
 from hub.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE
 from hub.models import DEFAULT_TENANT, Event, OutboxJob
 
@@ -125,10 +126,13 @@ def _accept_once(db: Database, producer: str, events: Sequence[EventIn], tenant:
                 raise IdempotencyConflict(sorted(conflicts))
         if inserted:
             now = utcnow()
+            lanes = {ev.event_id: lane_of(ev.event_type, staged[ev.event_id]["payload"], now)
+                     for ev in events}
             session.connection().execute(
                 insert(OutboxJob.__table__),
                 [{"event_pk": pk, "state": "pending", "not_before": now, "attempts": 0,
-                  "created_at": now, "updated_at": now} for pk in inserted.values()],
+                  "lane": str(lanes[event_id]), "created_at": now, "updated_at": now}
+                 for event_id, pk in inserted.items()],
             )
     for event_id in inserted:
         EVENTS_ACCEPTED.labels(staged[event_id]["type"]).inc()

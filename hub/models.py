@@ -95,10 +95,13 @@ class OutboxJob(Base):
     """Work for the worker, written in the same transaction as its event."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_ready", "state", "not_before"),)
+    __table_args__ = (Index("ix_outbox_ready", "state", "not_before"),
+                      Index("ix_outbox_lane_ready", "state", "lane", "not_before"))
     id: Mapped[int] = mapped_column(primary_key=True)
     event_pk: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
     state: Mapped[str] = mapped_column(String(16), default="pending")
+    lane: Mapped[str] = mapped_column(String(16), default="normal",
+                                      server_default="normal")  # hub.lanes.Lane
     not_before: Mapped[datetime] = mapped_column(default=utcnow)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_owner: Mapped[str | None] = mapped_column(String(64))

@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING
 from sqlalchemy import inspect
 
 from channels import ChannelAdapter
+from channels.ratelimit import build_rate_limiter
 from hub import migrate, transports
+from hub.alerts import OpsAlerts
 from hub.customers import tombstone_key
 from hub.db import Database, make_engine
 from hub.keys import KeyVerifier
@@ -32,7 +34,7 @@ from throttling.backends.redis import RedisCounterStore
 from throttling.backends.sql import SqlCounterStore
 from throttling.backends.sql_digest import SqlDigestBook
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported lazily: dramatiq is only needed with a broker
     from hub.dispatch import Dispatcher
 
 LOGICAL_CHANNELS = ("sms", "email", "push")
@@ -98,7 +100,10 @@ class HubRuntime:
         db = Database(settings.database_url)
         if migrate_empty and not inspect(db.engine).has_table("alembic_version"):
             migrate.upgrade(db)
-        pipeline = Pipeline(db, build_stages(settings, db), tombstone_key(settings))
+        pipeline = Pipeline(db, build_stages(settings, db), tombstone_key(settings),
+                            record_secret=settings.secret_key.get_secret_value(),
+                            alerts=OpsAlerts.from_settings(settings),
+                            rate_limiter=build_rate_limiter(settings))
         return cls(settings, db, pipeline, KeyVerifier(db))
 
     def start_worker(self) -> None:
@@ -108,7 +113,8 @@ class HubRuntime:
         if self.settings.broker_url:
             from hub.dispatch import Dispatcher, make_broker
 
-            self.dispatcher = Dispatcher(self, make_broker(self.settings.broker_url))
+            self.dispatcher = Dispatcher(self.db, self.pipeline, self.settings,
+                                         make_broker(self.settings.broker_url))
             self._thread = self.dispatcher.start_relay()
             return
         self.worker = Worker(self.db, self.pipeline, self.settings)
@@ -121,6 +127,8 @@ class HubRuntime:
             self.worker.stop()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        if self.pipeline.rate_limiter is not None:
+            self.pipeline.rate_limiter.close()
         close_limiter = getattr(self.pipeline.stages.limiter, "close", None)
         if close_limiter is not None:
             close_limiter()

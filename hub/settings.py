@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from channels.push_endpoints import DEFAULT_PUSH_HOSTS
 
 _DEV_SECRET = "dev-insecure-change-me"
 
@@ -38,6 +42,8 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(default=0.2, description="Idle poll interval.")
     worker_lease_seconds: float = Field(default=60.0, description="Claim lease; reclaimed after.")
     worker_batch: int = Field(default=20, description="Outbox rows claimed per poll.")
+    send_concurrency: int = Field(default=64, ge=1, le=1024,
+                                  description="Provider calls in flight per worker process.")
     max_attempts: int = Field(default=8, description="Attempts before a dead letter.")
     retry_base_seconds: float = Field(default=2.0, description="First retry delay.")
     retry_max_seconds: float = Field(default=600.0, description="Longest retry delay.")
@@ -176,12 +182,65 @@ class Settings(BaseSettings):
     rate_limit_max_wait_seconds: float = Field(
         default=10.0, ge=0, description="A send whose next slot is further away is deferred "
         "(not attempted, no attempt counted) instead of holding its job.")
+    # --- hardening (issue 11): where push may go ---
+    push_allowed_hosts: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_PUSH_HOSTS),
+        description="Push services the hub posts to (JSON list): host names, `*.domain` for "
+        "sub-domains (https only), or a full origin such as http://127.0.0.1:8765 to admit a "
+        "local push service explicitly. Anything else, and any name resolving to a private "
+        "address, is refused.")
     log_level: str = "INFO"
     log_json: bool = True
 
     @property
     def uses_dev_secret(self) -> bool:
         return self.secret_key.get_secret_value() == _DEV_SECRET
+
+
+class DevSecretRefused(RuntimeError):
+    """The development secret on a setup others can reach; the message says what to do."""
+
+
+def _loopback(host: str | None) -> bool:
+    if not host or host.lower().rstrip(".") == "localhost":
+        return True  # no host: a Unix socket or the driver's local default
+    try:
+        return ipaddress.ip_address(host.strip("[]").split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure(settings: Settings, bind_host: str | None = None) -> str | None:
+    """Why this setup is reachable from other machines, or None for a loopback-only one.
+
+    The secret signs preference-center and unsubscribe links (anyone who knows it can change
+    anyone's consent) and keys the erased-customer digests. It matters once a link leaves the
+    machine (a public base URL), once the API listens beyond loopback, or once the store or
+    broker is a shared server elsewhere (other processes, other machines, real customers).
+    A SQLite file, loopback services and loopback URLs are the demo and the tests.
+    """
+    checks = [("HUB_PUBLIC_BASE_URL", urlsplit(settings.public_base_url).hostname),
+              ("the listen address", bind_host)]
+    for name, url in (("HUB_DATABASE_URL", settings.database_url),
+                      ("HUB_BROKER_URL", settings.broker_url)):
+        if url and not url.startswith("sqlite"):
+            checks.append((name, urlsplit(url).hostname))
+    for name, host in checks:
+        if host is not None and not _loopback(host):
+            return f"{name} names {host}, which is not loopback"
+    return None
+
+
+def refuse_dev_secret(settings: Settings, bind_host: str | None = None) -> None:
+    """Raises DevSecretRefused when the development secret meets a non-loopback setup; every
+    process (`hub serve` and its API workers, `hub worker` with its consumers and relay)
+    calls this before it starts."""
+    why = exposure(settings, bind_host)
+    if settings.uses_dev_secret and why:
+        raise DevSecretRefused(
+            f"refusing to start with the development HUB_SECRET_KEY: {why}. Set HUB_SECRET_KEY "
+            "to a random value (python -c 'import secrets; print(secrets.token_urlsafe(32))') "
+            "and keep it: it signs customers' links.")
 
 
 @lru_cache(maxsize=1)

@@ -60,7 +60,8 @@ def _push(settings: Settings, classes: dict[str, Any]) -> ChannelAdapter | None:
         return None
     adapter: ChannelAdapter = classes["webpush"](
         _secret(settings.vapid_private_key), settings.vapid_subject,
-        ttl=settings.push_ttl_seconds, timeout=settings.provider_timeout_seconds)
+        ttl=settings.push_ttl_seconds, timeout=settings.provider_timeout_seconds,
+        allowed_hosts=settings.push_allowed_hosts)
     return adapter
 
 

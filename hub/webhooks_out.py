@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import base64
 import secrets
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -35,6 +36,29 @@ STATUS_TYPES = {
     "feedback_received": "feedback.received",
 }
 EVENT_TYPES = tuple(sorted(set(STATUS_TYPES.values())))
+
+
+class NotificationLike(Protocol):
+    """What a status change needs of a send record (a Notification row or a NotificationRef)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def event_pk(self) -> int: ...
+    @property
+    def event_type(self) -> str: ...
+    @property
+    def channel(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationRef:
+    """A send record named by its columns (the engine writes records with Core updates)."""
+
+    id: int
+    event_pk: int
+    event_type: str
+    channel: str
 ALL = "*"
 
 
@@ -53,7 +77,7 @@ def wants(endpoint: WebhookEndpoint, event_type: str) -> bool:
     return ALL in endpoint.event_types or event_type in endpoint.event_types
 
 
-def _payload(event: Event, notification: Notification, event_type: str, status: str,
+def _payload(event: Event, notification: NotificationLike, event_type: str, status: str,
              extra: dict[str, Any] | None) -> dict[str, Any]:
     data: dict[str, Any] = {
         "notification_id": notification.id, "event_id": event.event_id,
@@ -63,8 +87,9 @@ def _payload(event: Event, notification: Notification, event_type: str, status: 
     return {"type": event_type, "timestamp": utcnow().isoformat(), "data": data}
 
 
-def record_status_change(session: Session, tenant: str | None, notification: Notification,
-                         status: str, extra: dict[str, Any] | None = None) -> int:
+def record_status_change(session: Session, tenant: str | None,
+                         notification: NotificationLike, status: str,
+                         extra: dict[str, Any] | None = None) -> int:
     """Queues one message per enabled endpoint of the event's (tenant, producer) whose filter
     selects this change; a status already announced for the notification is not queued
     twice. Returns how many were queued. Call it in the status change's transaction."""

@@ -114,10 +114,20 @@ def _time(value: Any) -> datetime | None:
     return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
 
 
+# The largest amount the formatters are asked to print (intake allows 12 + 4 digits).
+MAX_AMOUNT = Decimal("1e12")
+
+
 def _money(raw: dict[str, Any] | None) -> Money | None:
     if not raw:
         return None
-    return Money(Decimal(str(raw["amount"])), str(raw["currency"]), raw.get("pay_url"))
+    try:
+        amount = Decimal(str(raw["amount"]))
+    except ArithmeticError as exc:  # InvalidOperation: not a number at all
+        raise ValueError(f"amount {raw['amount']!r} is not a decimal") from exc
+    if not amount.is_finite() or not 0 <= amount < MAX_AMOUNT:
+        raise ValueError("amount must be finite, non-negative and below 10^12")
+    return Money(amount, str(raw["currency"]), raw.get("pay_url"))
 
 
 def _parcel(raw: dict[str, Any]) -> Parcel:

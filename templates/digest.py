@@ -8,15 +8,16 @@ already carries a `title` is used as it is.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from templates.context import RenderContext, build_context
 from templates.errors import RenderError
 from templates.formatting import Formatter
 
-if TYPE_CHECKING:
-    from templates.renderer import Renderer
+# (event type, locale chain, tone, context) -> the push parts of one held item
+PushRender = Callable[[str, tuple[str, ...], str, RenderContext], dict[str, str]]
 
 
 def _payload(item: dict[str, Any], ctx: RenderContext) -> dict[str, Any]:
@@ -28,11 +29,9 @@ def _payload(item: dict[str, Any], ctx: RenderContext) -> dict[str, Any]:
     }
 
 
-def with_rendered_items(renderer: Renderer, ctx: RenderContext, locale: str,
+def with_rendered_items(render_push: PushRender, ctx: RenderContext, locale: str,
                         tone: str) -> RenderContext:
     """The context with `items` replaced by {type, title, body, url} for each held item."""
-    from templates.renderer import RenderRequest
-
     profile = {"name": ctx.customer.name, "segment": ctx.customer.segment,
                "time_zone": ctx.time_zone}
     chain = tuple(dict.fromkeys((locale, "pl", "en")))
@@ -45,9 +44,7 @@ def with_rendered_items(renderer: Renderer, ctx: RenderContext, locale: str,
         try:
             item_ctx = build_context(payload, profile, now=ctx.now, brand=ctx.brand,
                                      links=ctx.links)
-            message = renderer.render(RenderRequest(str(payload["type"]), "push", chain, tone,
-                                                    item_ctx))
-            parts = message.parts
+            parts = render_push(str(payload["type"]), chain, tone, item_ctx)
         except (RenderError, KeyError, TypeError, ValueError):
             # One malformed held item must not sink the whole digest: list it generically.
             title = Formatter(locale, ctx.time_zone, ctx.now).gettext("New message in your account")

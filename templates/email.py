@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+
+from jinja2 import Template
 
 from templates.context import RenderContext
 from templates.formatting import Formatter
-
-if TYPE_CHECKING:
-    from templates.renderer import Renderer
 
 ETA_TYPES = frozenset({"parcel.label_created", "parcel.in_transit", "parcel.out_for_delivery",
                        "parcel.delayed", "parcel.delivery_rescheduled"})
@@ -41,7 +40,7 @@ def facts(ctx: RenderContext, fmt: Formatter) -> list[tuple[str, str]]:
     return rows
 
 
-def compose(renderer: Renderer, blocks: dict[str, str], ctx: RenderContext,
+def compose(template: Callable[[str], Template], blocks: dict[str, str], ctx: RenderContext,
             fmt: Formatter) -> dict[str, str]:
     """Subject, HTML and text parts from the event's blocks and the shared layout."""
     values = {
@@ -65,6 +64,6 @@ def compose(renderer: Renderer, blocks: dict[str, str], ctx: RenderContext,
         if not ctx.event_type.startswith("parcel.") or ctx.links.ratings else None,
         "_": fmt.gettext,
     }
-    html = renderer.template("layout/email.html.j2").render(values)
-    text = renderer.template("layout/email.txt.j2").render(values)
+    html = template("layout/email.html.j2").render(values)
+    text = template("layout/email.txt.j2").render(values)
     return {"subject": values["subject"], "html": html, "text": text.strip() + "\n"}  # type: ignore[dict-item]

@@ -110,7 +110,9 @@ def preview(renderer: Renderer, event_type: str, channel: str, locale: str, tone
         message = renderer.render(RenderRequest(event_type, channel, chain, tone, ctx))
     except RenderError as exc:
         return Preview(None, (_error_warning(exc),))
-    except (KeyError, TypeError, ValueError) as exc:  # malformed sample data from the caller
+    # malformed sample data from the caller: a parcel part of the wrong shape (AttributeError),
+    # an amount Decimal cannot read (InvalidOperation), a time that overflows (OverflowError)
+    except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
         return Preview(None, (Warning(PreviewWarning.RENDER_ERROR,
                                       f"invalid sample data: {type(exc).__name__}: {exc}"),))
     return Preview(message, tuple(warnings_for(message)),

@@ -202,9 +202,14 @@ class Renderer:
                 f"in {'/'.join(request.locales)} ({request.tone})")
         ctx = request.context
         if request.event_type == DIGEST:
-            ctx = with_rendered_items(self, ctx, found.locale, found.tone)
+            ctx = with_rendered_items(self._push_parts, ctx, found.locale, found.tone)
         blocks = self._blocks(found, request.channel, ctx)
         return self._assemble(request, found, ctx, blocks)
+
+    def _push_parts(self, event_type: str, locales: tuple[str, ...], tone: str,
+                    ctx: RenderContext) -> dict[str, str]:
+        """One digest item as its push title and body."""
+        return self.render(RenderRequest(event_type, "push", locales, tone, ctx)).parts
 
     def _variables(self, ctx: RenderContext, locale: str, tone: str) -> dict[str, Any]:
         fmt = Formatter(locale, ctx.time_zone, ctx.now)
@@ -254,4 +259,4 @@ class Renderer:
                      "body": " ".join(blocks["push_body"].split()), "url": url}
             return message(parts)
         fmt = Formatter(found.locale, ctx.time_zone, ctx.now)
-        return message(email.compose(self, blocks, ctx, fmt))
+        return message(email.compose(self.template, blocks, ctx, fmt))

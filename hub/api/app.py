@@ -18,10 +18,11 @@ from hub.api import (
     templates,
     webhook_endpoints,
 )
+from hub.api.guard import InputGuard
 from hub.api.limits import BodySizeLimit
 from hub.logs import configure
 from hub.runtime import HubRuntime
-from hub.settings import get_settings
+from hub.settings import get_settings, refuse_dev_secret
 
 
 def create_app(runtime: HubRuntime, embedded_worker: bool = False) -> FastAPI:
@@ -52,6 +53,8 @@ def create_app(runtime: HubRuntime, embedded_worker: bool = False) -> FastAPI:
     app.include_router(channels.router)
     app.include_router(feedback.router)  # issue 15: /f/<token>, GET /v1/feedback
     app.include_router(webhook_endpoints.router)  # issue 15: outgoing webhooks
+    problems.declare_problems(app)
+    app.add_middleware(InputGuard)  # inside the size limit, which bounds what it buffers
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
     return app
 
@@ -60,4 +63,5 @@ def app_from_settings() -> FastAPI:
     """Factory for `uvicorn --factory` (used by `hub serve --workers N`)."""
     settings = get_settings()
     configure(settings.log_level, settings.log_json)  # each uvicorn worker process logs alike
+    refuse_dev_secret(settings)  # also when started by uvicorn directly, without `hub serve`
     return create_app(HubRuntime.build(settings), embedded_worker=settings.embedded_worker)

@@ -4,7 +4,8 @@ Twilio signs with HMAC-SHA1 over the URL it was given plus the POST parameters
 (X-Twilio-Signature); it has no timestamp, and its receipts are idempotent here (history
 entries are de-duplicated, statuses only move forward). SendGrid signs the Event Webhook
 with ECDSA over timestamp + body; a timestamp outside the replay window is refused.
-Missing signature → 401; wrong signature or replay → 403; either way nothing changes.
+Missing signature → 401; wrong signature or replay → 403; either way nothing changes. A
+webhook of a provider this hub is not configured for answers 404 (it does not exist here).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from twilio.request_validator import RequestValidator
 
 from hub.api.problems import Problem
 from hub.customers import tombstone_key
+from hub.db import retry_on_conflict
 from hub.models import DEFAULT_TENANT
 from hub.receipts import (
     ConsentSignal,
@@ -56,7 +58,7 @@ async def _twilio_form(request: Request) -> dict[str, str]:
     """The POST parameters, after checking X-Twilio-Signature against the URL Twilio used."""
     settings = _settings(request)
     if settings.twilio_auth_token is None:
-        raise Problem(503, "not-configured", "Twilio is not configured on this hub.")
+        raise Problem(404, "not-configured", "Twilio is not configured on this hub.")
     signature = request.headers.get("X-Twilio-Signature")
     if not signature:
         raise Problem(401, "unsigned", "X-Twilio-Signature is missing.")
@@ -80,6 +82,7 @@ async def twilio_status(request: Request) -> Response:
     return Response(status_code=204)
 
 
+@retry_on_conflict  # receipts posted twice at once: one applies, one no-ops
 def _twilio_status(request: Request, params: dict[str, str], status: str) -> None:
     sid, code = params.get("MessageSid"), params.get("ErrorCode")
     with request.app.state.runtime.db.transaction() as session:
@@ -116,6 +119,7 @@ async def twilio_inbound_tenant(
     return Response(EMPTY_TWIML, media_type="text/xml")
 
 
+@retry_on_conflict
 def _twilio_inbound(request: Request, params: dict[str, str], tenant: str) -> KeywordAction:
     with request.app.state.runtime.db.transaction() as session:
         return apply_inbound_keyword(session, "sms", params.get("From", ""),
@@ -128,7 +132,7 @@ async def sendgrid_events(request: Request) -> dict[str, int]:
     """SendGrid's signed Event Webhook: delivered, bounce, dropped, open, click..."""
     settings = _settings(request)
     if not settings.sendgrid_webhook_public_key:
-        raise Problem(503, "not-configured", "The SendGrid webhook key is not configured.")
+        raise Problem(404, "not-configured", "The SendGrid webhook key is not configured.")
     signature, stamp = request.headers.get(SG_SIGNATURE), request.headers.get(SG_TIMESTAMP)
     if not signature or not stamp:
         raise Problem(401, "unsigned", f"{SG_SIGNATURE} and {SG_TIMESTAMP} are required.")
@@ -155,6 +159,7 @@ def _sendgrid_signed(public_key: str, body: str, signature: str, stamp: str) -> 
         return False
 
 
+@retry_on_conflict
 def _sendgrid_apply(request: Request, events: list[Any]) -> int:
     applied = 0
     with request.app.state.runtime.db.transaction() as session:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+from datetime import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Request, Response
@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from channels.push_endpoints import PushEndpointError, check_subscription
 from hub.api.auth import require
 from hub.api.problems import Problem
 from hub.consents import ClaimedTime, record_consent
@@ -25,6 +26,7 @@ from hub.customers import (
     tombstone_key,
     touch_details,
 )
+from hub.db import retry_on_conflict
 from hub.events import event_types
 from hub.gdpr import consent_json, erase, export_customer, forget_outside_store, state_json
 from hub.keys import Principal, Scope
@@ -171,6 +173,7 @@ def customer_json(session: Session, customer: Customer) -> dict[str, Any]:
 
 @router.put("/{customer_id}", responses={201: {"description": "Created"},
                                           410: {"description": "Erased on request"}})
+@retry_on_conflict  # two PUTs of one new customer: one creates, the other updates
 def put_customer(customer_id: CustomerId, body: CustomerIn, request: Request,
                  response: Response, who: Writer) -> dict[str, Any]:
     """Creates or replaces a profile; the phone must be a valid mobile number (stored E.164)."""
@@ -213,7 +216,8 @@ def get_customer_route(customer_id: CustomerId, request: Request, who: Writer
 def delete_customer(customer_id: CustomerId, request: Request, who: Writer) -> Response:
     """Erases the customer's personal data everywhere and keeps a tombstone (idempotent)."""
     runtime = request.app.state.runtime
-    erasure = erase(runtime.db, who.tenant, _key(request), customer_id)
+    erasure = erase(runtime.db, who.tenant, _key(request), customer_id,
+                    in_flight_seconds=runtime.settings.provider_timeout_seconds + 5.0)
     if erasure is None:
         raise Problem(404, "not-found", f"No customer {customer_id!r}.")
     stages = runtime.pipeline.stages
@@ -305,10 +309,12 @@ def post_consent(customer_id: CustomerId, body: ConsentIn, request: Request, who
 def post_push(customer_id: CustomerId, body: PushSubscriptionIn, request: Request,
               who: Writer) -> dict[str, Any]:
     """Adds a browser push subscription (the PushSubscription JSON); several are allowed."""
-    if body.endpoint.scheme != "https":
-        raise Problem(422, "validation", "endpoint: push endpoints must use https")
-    expires = (datetime.fromtimestamp(body.expiration_time / 1000, UTC)
-               if body.expiration_time else None)
+    try:  # known push services only, and a sane expiry (channels/push_endpoints.py)
+        expires = check_subscription(str(body.endpoint), body.expiration_time,
+                                     request.app.state.runtime.settings.push_allowed_hosts)
+    except PushEndpointError as exc:
+        raise Problem(422, "validation", f"endpoint: {exc}", errors=[
+            {"path": "endpoint", "message": str(exc), "code": str(exc.problem)}]) from exc
     with _session(request) as session:
         customer = _existing(session, request, who, customer_id)
         try:

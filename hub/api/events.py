@@ -144,7 +144,8 @@ def list_notifications(
     parcel: str | None = None,
     status: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    after: Annotated[int | None, Query(description="Cursor: `next` of the previous page")] = None,
+    after: Annotated[int | None, Query(ge=1, le=2**31 - 1,  # ids are 32-bit INTEGER on PostgreSQL
+                                       description="Cursor: `next` of the previous page")] = None,
     who: Principal = Depends(require(Scope.EVENTS_READ)),
 ) -> dict[str, Any]:
     """What was sent, newest first, filtered by customer, parcel or status; keyset-paged."""

@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from sqlalchemy import text
 
@@ -37,7 +38,7 @@ def readyz(request: Request) -> Any:
     return {"status": "ready"}
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse)  # declares text/plain
 def metrics(request: Request) -> Response:
     """Prometheus exposition."""
     refresh_queue_metrics(request.app.state.runtime.db)

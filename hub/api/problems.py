@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -106,3 +107,77 @@ def install(app: FastAPI) -> None:
         log.exception("unhandled_error", path=request.url.path)
         return problem_response(500, "internal", "An unexpected error occurred; it was logged.",
                                 request.url.path)
+
+
+# --- OpenAPI: every operation declares the problem documents it can answer ---------------
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "RFC 9457 problem details; extension members vary by problem type.",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string"}, "title": {"type": "string"},
+        "status": {"type": "integer"}, "detail": {"type": "string"},
+        "instance": {"type": "string"},
+    },
+    "additionalProperties": True,
+}
+# What any operation can answer: unparseable or unstorable input (400, hub.api.guard), a
+# body over the limit (413), a failed validation (422), a bug (500), the store down (503).
+_ALWAYS = {400: "Malformed or unstorable input (bad JSON, NUL, lone surrogate, too deep)",
+           413: "Request body too large", 422: "Validation failed",
+           500: "Internal server error (logged)", 503: "Store unavailable; nothing written"}
+_AUTHENTICATED = {401: "No valid API key", 403: "The key lacks the required scope"}
+_WITH_PATH_ID = {404: "No such resource"}
+# Route families with answers of their own (matched by path prefix).
+_BY_PREFIX = {
+    "/v1/customers/{": {410: "The customer was erased on request"},
+    "/v1/webhooks/": {401: "Signature missing", 403: "Signature wrong or replayed",
+                      404: "This provider is not configured"},
+    "/v1/push/vapid-public-key": {404: "Web Push is not configured"},
+}
+
+
+def _problem_content() -> dict[str, Any]:
+    return {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+
+
+def _declare(operation: dict[str, Any], path: str) -> None:
+    responses = operation.setdefault("responses", {})
+    wanted = dict(_ALWAYS)
+    if operation.get("security"):
+        wanted.update(_AUTHENTICATED)
+    if "{" in path:
+        wanted.update(_WITH_PATH_ID)
+    for prefix, extra in _BY_PREFIX.items():
+        if path.startswith(prefix):
+            wanted.update(extra)
+    for code in [c for c in responses if c.isdigit() and int(c) >= 400]:
+        wanted.setdefault(int(code), responses[code].get("description") or "Error")
+    for code, description in wanted.items():
+        known = responses.get(str(code), {})
+        responses[str(code)] = {"description": known.get("description") or description,
+                                "content": _problem_content()}
+
+
+def declare_problems(app: FastAPI) -> None:
+    """Makes the app's OpenAPI declare problem+json (schema `Problem`) for every error status
+    an operation can answer, replacing FastAPI's default 422 (HTTPValidationError)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        spec = get_openapi(title=app.title, version=app.version,
+                           description=app.description, routes=app.routes)
+        schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+        schemas["Problem"] = PROBLEM_SCHEMA
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
+        for path, item in spec.get("paths", {}).items():
+            for operation in item.values():
+                if isinstance(operation, dict) and "responses" in operation:
+                    _declare(operation, path)
+        app.openapi_schema = spec
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -191,7 +191,9 @@ def test_smtp_url_parsing():
 
 def webpush(fake_push):
     private, public = generate_vapid_keys()
-    return WebPushAdapter(private, "mailto:ops@hub.example", ttl=3600), public
+    # the fake listens on plain http on loopback: admitted only because it is listed
+    return WebPushAdapter(private, "mailto:ops@hub.example", ttl=3600,
+                          allowed_hosts=[fake_push.url]), public
 
 
 def test_webpush_vapid_and_decrypted_polish_text(fake_push):

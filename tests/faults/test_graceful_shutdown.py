@@ -1,5 +1,6 @@
-"""SIGTERM to a worker in the middle of a send: the send in hand finishes and is recorded,
-the jobs it had claimed but not started go back at once, and nothing is lost or repeated."""
+"""SIGTERM to a worker with 64 sends in flight: every send in hand finishes and is recorded,
+the jobs it never started stay unleased with no attempt spent, and nothing is lost or
+repeated after a restart."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ from tests.fakes.twilio import FakeTwilio
 from tests.helpers import event
 
 pytestmark = pytest.mark.slow
-EVENTS = 8
+EVENTS = 100
+CONCURRENCY = 64
 
 
 class SlowTwilio(FakeTwilio):
@@ -46,22 +48,26 @@ def test_sigterm_finishes_the_send_in_hand_and_hands_back_the_rest(tmp_path: Pat
         env = {**os.environ, "HUB_DATABASE_URL": url, "HUB_LOG_LEVEL": "ERROR",
                "HUB_TWILIO_ACCOUNT_SID": fake.account_sid, "HUB_TWILIO_AUTH_TOKEN": fake.auth_token,
                "HUB_TWILIO_FROM": "+48500000000", "HUB_TWILIO_API_BASE_URL": fake.url,
-               "HUB_WORKER_BATCH": str(EVENTS), "HUB_WORKER_LEASE_SECONDS": "300"}
+               "HUB_WORKER_BATCH": "20", "HUB_WORKER_LEASE_SECONDS": "300",
+               "HUB_SEND_CONCURRENCY": str(CONCURRENCY)}
         worker = subprocess.Popen([sys.executable, "-m", "hub", "worker"], env=env)
         deadline = time.monotonic() + 30
-        while fake.requests == 0 and time.monotonic() < deadline:
+        while fake.requests < CONCURRENCY and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert fake.requests == 1  # one send is in the provider's hands
+        assert fake.requests == CONCURRENCY  # a full engine: 64 sends in the provider's hands
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=30) == 0
         with db.sessions() as s:
             records = s.scalars(select(Notification)).all()
             jobs = s.scalars(select(OutboxJob).order_by(OutboxJob.id)).all()
-        # the send in hand completed and was recorded; nothing is left half-sent
-        assert [(n.status, n.provider_message_id is not None) for n in records] == [("sent", True)]
-        assert jobs[0].state == "done"
-        # the rest went back: pending, no lease held, no attempt spent
-        assert {(j.state, j.lease_owner, j.attempts) for j in jobs[1:]} == {("pending", None, 0)}
+        # every send in hand completed and was recorded; nothing is left half-sent
+        assert {(n.status, n.provider_message_id is not None) for n in records} == {("sent", True)}
+        assert len(records) == CONCURRENCY
+        done = [j for j in jobs if j.state == "done"]
+        assert len(done) == CONCURRENCY
+        # the rest were never started: pending, no lease held, no attempt spent
+        assert {(j.state, j.lease_owner, j.attempts) for j in jobs if j.state != "done"} == {
+            ("pending", None, 0)}
         fake.delay = 0.0
         restarted = subprocess.Popen([sys.executable, "-m", "hub", "worker"], env=env)
         deadline = time.monotonic() + 60

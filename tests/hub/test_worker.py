@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -117,15 +118,18 @@ def test_expired_lease_is_reclaimed(runtime: HubRuntime) -> None:
     assert claim(runtime.db, "live-worker", 10, lease_seconds=30) == [1]
 
 
-def _crash_mid_send(runtime: HubRuntime, tmp_path: Path, provider_got_it: bool) -> Worker:
-    """Leaves the state a worker killed during the provider call leaves behind."""
+def _crash_mid_send(runtime: HubRuntime, tmp_path: Path, provider_got_it: bool,
+                    age: float = 3600.0) -> Worker:
+    """Leaves the state a worker killed during the provider call leaves behind, `age`
+    seconds ago."""
     _post(runtime)
     with runtime.db.transaction() as s:
         event_pk = s.scalars(select(Event.id)).one()
-        key = idempotency_key(event_pk, "sms", "+48512345678")
+        key = idempotency_key(runtime.pipeline.record_secret, event_pk, "sms", "+48512345678")
         s.add(Notification(idempotency_key=key, event_pk=event_pk, customer_id="c-1001",
                            event_type="parcel.ready_for_pickup", channel="sms",
-                           address="+48512345678", status="sending", history=[]))
+                           address="+48512345678", status="sending", history=[],
+                           updated_at=utcnow() - timedelta(seconds=age)))
     console = ConsoleAdapter(tmp_path / "outbox.jsonl")
     if provider_got_it:
         console.send(OutgoingMessage(key, "sms", "+48512345678", {"body": "x"}, "pl"))
@@ -197,3 +201,158 @@ def test_daily_purge_also_runs_the_limiters_housekeeping(runtime: HubRuntime) ->
     worker.daily_purge.run_if_due()
     worker.daily_purge.run_if_due()  # not due again until tomorrow
     assert calls == [1]
+
+
+def test_a_young_sending_record_is_left_to_its_call(runtime: HubRuntime, tmp_path: Path) -> None:
+    """A record another worker opened moments ago may belong to a call still in flight:
+    neither reconciled nor resent, the job waits (no attempt spent) until it is old enough."""
+    _crash_mid_send(runtime, tmp_path, provider_got_it=False, age=0.0)
+    worker = Worker(runtime.db, runtime.pipeline, runtime.settings)
+    worker.run_once()
+    assert read_outbox(tmp_path / "outbox.jsonl") == []
+    assert _decisions(runtime)[0] == ("sms", "deferred", "send_in_doubt")
+    with runtime.db.sessions() as s:
+        job = s.scalars(select(OutboxJob)).one()
+        note = s.scalars(select(Notification)).one()
+    assert (job.state, job.attempts, note.status) == ("pending", 0, "sending")
+    assert (job.not_before - utcnow()).total_seconds() > runtime.settings.provider_timeout_seconds
+
+
+def test_send_record_key_is_keyed_by_the_secret() -> None:
+    """The address part of the key is an HMAC: without the secret a logged key cannot be
+    matched against a list of phone numbers (a plain SHA-256 could, in under a second)."""
+    import hashlib
+
+    phone = "+48512345678"
+    one, other = (idempotency_key(secret, 7, "sms", phone) for secret in ("s-1", "s-2"))
+    assert one != other and one.startswith("7:sms:")
+    assert hashlib.sha256(phone.encode()).hexdigest()[:16] not in one
+
+
+def test_any_render_exception_fails_that_channel_and_the_next_is_tried(
+    runtime: HubRuntime,
+) -> None:
+    """Not only RenderError: any exception while rendering is the channel's render_error."""
+    renderer = runtime.pipeline.stages.renderer
+
+    class BrokenSms:
+        def __getattr__(self, name: str) -> object:
+            return getattr(renderer, name)
+
+        def render(self, request: object) -> object:
+            if getattr(request, "channel", None) == "sms":
+                raise ValueError("digits out of range for the formatter")
+            return renderer.render(request)  # type: ignore[arg-type]
+
+    email = ScriptedAdapter()
+    runtime.pipeline.stages = replace(runtime.pipeline.stages, renderer=BrokenSms())  # type: ignore[arg-type]
+    worker = _with(runtime, email=email)
+    _post(runtime)
+    _run_until_idle(worker)
+    assert [m.channel for m in email.sent] == ["email"]
+    decisions = _decisions(runtime)
+    assert decisions[:2] == [("sms", "failed", "render_error"), ("email", "sent", "sent")]
+    with runtime.db.sessions() as s:
+        detail = s.scalars(select(Decision.detail).where(Decision.channel == "sms")).one()
+        assert s.scalars(select(OutboxJob.state)).one() == "done"
+    assert detail == "ValueError while rendering"  # the text may hold personal data
+
+
+def test_claim_takes_urgent_first_but_keeps_a_share_for_other_lanes(runtime: HubRuntime) -> None:
+    accept(runtime.db, "p", [EventIn.model_validate(event(f"m-{i}", type_="marketing.campaign",
+                                                          parcel=None)) for i in range(15)])
+    accept(runtime.db, "p", [EventIn.model_validate(event(f"u-{i}", type_="parcel.out_for_delivery"))
+                             for i in range(15)])
+    with runtime.db.sessions() as s:
+        lanes = {i: lane for i, lane in s.execute(select(OutboxJob.id, OutboxJob.lane))}
+    ids = claim(runtime.db, "w", 10, lease_seconds=30)
+    assert [lanes[i] for i in ids] == ["urgent"] * 9 + ["bulk"]  # urgent first, bulk not starved
+    assert ids[:9] == sorted(ids[:9]) and min(ids[:9]) == 16  # oldest urgent first
+
+
+def test_a_pickup_with_a_far_deadline_is_not_urgent() -> None:
+    from hub.events import event_types
+    from hub.lanes import Lane, lane_of
+
+    now = utcnow()
+    pickup = event_types()["parcel.ready_for_pickup"]
+    far = {"parcel": {"pickup_point": {"deadline": (now + timedelta(days=5)).isoformat()}}}
+    near = {"parcel": {"pickup_point": {"deadline": (now + timedelta(hours=3)).isoformat()}}}
+    assert lane_of(pickup, far, now) is Lane.NORMAL
+    assert lane_of(pickup, near, now) is Lane.URGENT
+    assert lane_of(event_types()["marketing.campaign"], {}, now) is Lane.BULK
+
+
+def test_hub_worker_serves_metrics_on_its_own_port(tmp_path: Path) -> None:
+    """`hub worker --metrics-port`: a worker host can be scraped; queue depth per lane, sends
+    in flight and per-provider latency are there."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+
+    from hub import migrate
+    from hub.db import Database
+    from tests.helpers import free_port
+
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    db = Database(url)
+    migrate.upgrade(db)
+    accept(db, "p", [EventIn.model_validate(event("m-1", type_="marketing.campaign",
+                                                  parcel=None))])
+    port = free_port()
+    env = {**os.environ, "HUB_DATABASE_URL": url, "HUB_LOG_LEVEL": "ERROR",
+           "HUB_CONSOLE_OUTBOX_PATH": str(tmp_path / "outbox.jsonl")}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    proc = subprocess.Popen([sys.executable, "-m", "hub", "worker", "--metrics-port", str(port)],
+                            env=env)
+    try:
+        text = ""
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+                if 'hub_outbox_lane_ready{lane="urgent"}' in text:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    for name in ('hub_outbox_lane_ready{lane="bulk"}', "hub_outbox_lane_age_seconds",
+                 "hub_sends_in_flight", "hub_provider_latency_seconds",
+                 "hub_rate_limit_wait_seconds"):
+        assert name in text
+    db.dispose()
+
+
+def test_the_rate_limiter_hook_is_asked_before_each_call(runtime: HubRuntime) -> None:
+    """The provider rate limiter (built elsewhere) plugs in through the pipeline: one token
+    per provider call, and a 429's Retry-After slows its bucket."""
+
+    class Recording:
+        def __init__(self) -> None:
+            self.acquired: list[str] = []
+            self.penalized: list[tuple[str, float]] = []
+
+        def acquire(self, key: str, timeout: float | None = None) -> float:
+            self.acquired.append(key)
+            return 0.0
+
+        def close(self) -> None:
+            pass
+
+        def penalize(self, key: str, retry_after: float) -> None:
+            self.penalized.append((key, retry_after))
+
+    limiter = Recording()
+    runtime.pipeline.rate_limiter = limiter
+    sms = ScriptedAdapter(SendResult.transient("429", retry_after=0.05))
+    worker = _with(runtime, sms=sms)
+    _post(runtime)
+    _run_until_idle(worker)
+    assert limiter.acquired == ["scripted", "scripted"]
+    assert limiter.penalized == [("scripted", 0.05)]

@@ -1,18 +1,12 @@
 """Retries never revert newer data (issue 11, item 6); push endpoints never move silently and
-saving preferences keeps operator throttle overrides (item 10); an erasure waits for a send
-in flight, and a send after an erasure does not happen (item 5)."""
+saving preferences keeps operator throttle overrides (item 10). The erasure/send race
+(item 5) is tested through the engine in tests/channels/test_erasure_in_flight.py."""
 
 from __future__ import annotations
 
-import threading
-import time
-
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from hub.customers import send_fence, tombstone_key
-from hub.gdpr import erase, erase_customer
 from hub.models import Customer, OutboxJob
 from hub.runtime import HubRuntime
 from tests.helpers import event
@@ -77,48 +71,3 @@ def test_saving_preferences_keeps_operator_throttle_overrides(client: TestClient
     assert stored["throttling"] == caps and stored["frequency"] == "important"
 
 
-def test_erasure_waits_for_a_send_in_flight_and_later_sends_are_refused(
-        client: TestClient, runtime: HubRuntime) -> None:
-    client.put("/v1/customers/c-1", json={"name": "One", "phone": "+48512345678"})
-    key = tombstone_key(runtime.settings)
-    erased_at: list[float] = []
-
-    def erase_now() -> None:
-        erase(runtime.db, "default", key, "c-1")
-        erased_at.append(time.monotonic())
-
-    with send_fence(runtime.db, "default", key, "c-1") as alive:
-        assert alive
-        eraser = threading.Thread(target=erase_now)
-        eraser.start()
-        time.sleep(0.5)  # the provider call
-        assert erased_at == []  # the erasure is waiting for the send to finish
-        sent_at = time.monotonic()
-    eraser.join(10)
-    assert erased_at and erased_at[0] >= sent_at
-    with send_fence(runtime.db, "default", key, "c-1") as alive:
-        assert not alive
-
-
-def test_on_postgresql_the_row_lock_alone_holds_the_erasure_back(
-        client: TestClient, runtime: HubRuntime) -> None:
-    if runtime.db.dialect != "postgresql":
-        pytest.skip("SQLite's fence is the in-process one, tested above")
-    client.put("/v1/customers/c-1", json={"name": "One"})
-    key = tombstone_key(runtime.settings)
-    erased_at: list[float] = []
-
-    def erase_from_another_process() -> None:  # no in-process fence: only the row lock
-        with runtime.db.transaction() as session:
-            erase_customer(session, "default", key, "c-1")
-        erased_at.append(time.monotonic())
-
-    with send_fence(runtime.db, "default", key, "c-1") as alive:
-        assert alive
-        eraser = threading.Thread(target=erase_from_another_process)
-        eraser.start()
-        time.sleep(0.5)
-        assert erased_at == []
-        sent_at = time.monotonic()
-    eraser.join(10)
-    assert erased_at and erased_at[0] >= sent_at

@@ -1,0 +1,216 @@
+"""The engine's load step: a batch of jobs, their events, customers, consents, push
+subscriptions and suppressions in a handful of queries (one write transaction, because an
+event's inline contact details update the profile)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, null, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from hub.customers import (
+    Recipient,
+    apply_inline,
+    customer_key,
+    erased_recipient,
+    inline_is_newer,
+    pseudonym,
+    to_profile,
+    tombstone_digest,
+)
+from hub.db import utcnow
+from hub.events import EventType, event_types
+from hub.models import (
+    ChannelSuppression,
+    ConsentRecord,
+    Customer,
+    CustomerTombstone,
+    Event,
+    OutboxJob,
+    PushSubscriptionRow,
+)
+from hub.suppressions import address_digest
+from preferences import ConsentEntry, derive_state, preferences_from_json
+from preferences.consent import ConsentAction
+from preferences.model import Frequency, Preferences
+
+OUTBOX, EVENTS = (cast(Table, m.__table__) for m in (OutboxJob, Event))
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """One job's event and recipient, as the decide and render steps read them."""
+
+    event_pk: int
+    payload: dict[str, Any]
+    recipient: Recipient
+    throttling: dict[str, Any] = field(default_factory=dict)  # the limiter's overrides
+
+    @property
+    def etype(self) -> EventType:
+        return event_types()[self.payload["type"]]
+
+
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    """The outbox row of a held job; `loaded` is None when its event has nothing to send."""
+
+    id: int
+    event_pk: int
+    attempts: int
+    created_at: datetime
+    loaded: Loaded | None
+
+
+def load_batch(session: Session, owner: str, job_ids: list[int], erasure_key: str
+               ) -> list[JobRow]:
+    """Jobs `owner` still holds, with everything the resolver, limiter and renderer need."""
+    jobs = session.execute(
+        select(OUTBOX.c.id, OUTBOX.c.event_pk, OUTBOX.c.attempts, OUTBOX.c.created_at)
+        .where(OUTBOX.c.id.in_(job_ids), OUTBOX.c.state == "pending", OUTBOX.c.lease_owner == owner)
+        .order_by(OUTBOX.c.id)).all()
+    events = {e.id: e for e in session.execute(
+        select(EVENTS.c.id, EVENTS.c.tenant, EVENTS.c.occurred_at, EVENTS.c.payload)
+        .where(EVENTS.c.id.in_([j.event_pk for j in jobs])))}
+    payloads = {pk: e.payload for pk, e in events.items()}
+    refs = [Inline(e.tenant, e.payload["customer"], e.occurred_at)
+            for e in events.values() if e.payload is not None]
+    customers = load_customers(session, refs, erasure_key)
+    recipients = _recipients(session, [c for c in customers.values() if c is not None],
+                             erasure_key)
+
+    def who(pk: int) -> tuple[str, str]:
+        return events[pk].tenant, payloads[pk]["customer"]["id"]
+
+    erased = [pk for pk, p in payloads.items() if p is not None and customers.get(who(pk)) is None]
+    for pk in erased:  # keep nothing personal of an event for an erased customer
+        digest = tombstone_digest(erasure_key, who(pk)[1])
+        session.execute(update(EVENTS).where(EVENTS.c.id == pk).values(
+            customer_id=pseudonym(digest), payload=null()))
+    session.execute(update(EVENTS).where(EVENTS.c.id.in_(list(payloads))).values(state="processing"))
+    rows = []
+    for job in jobs:
+        payload = payloads.get(job.event_pk)
+        loaded = None
+        if payload is not None:
+            customer = customers.get(who(job.event_pk))
+            tenant, external_id = who(job.event_pk)
+            recipient, raw = ((recipients[tenant, external_id], customer.preferences or {})
+                              if customer is not None
+                              else (erased_recipient(external_id, customer_key(
+                                  erasure_key, tenant, external_id)), {}))
+            loaded = Loaded(job.event_pk, payload, recipient,
+                            throttle_overrides(recipient.preferences, raw))
+        rows.append(JobRow(job.id, job.event_pk, job.attempts, job.created_at, loaded))
+    return rows
+
+
+@dataclass(frozen=True, slots=True)
+class Inline:
+    """An event's customer reference: its tenant, inline details and the event's time."""
+
+    tenant: str
+    ref: dict[str, Any]
+    occurred_at: datetime
+
+
+def load_customers(session: Session, refs: list[Inline], erasure_key: str
+                   ) -> dict[tuple[str, str], Customer | None]:
+    """(tenant, external id) → profile with the events' inline details applied where they
+    are newer than the profile's (oldest event first, so a retry never reverts a later
+    change); None for an erased customer. The one place customers are looked up for a batch."""
+    ids = list(dict.fromkeys((r.tenant, r.ref["id"]) for r in refs))
+    digests = {(t, tombstone_digest(erasure_key, i)): (t, i) for t, i in ids}
+    erased = {digests[t, d] for t, d in session.execute(
+        select(CustomerTombstone.tenant, CustomerTombstone.digest)
+        .where(CustomerTombstone.digest.in_([d for _, d in digests]))).tuples() if (t, d) in digests}
+    found = {(c.tenant, c.external_id): c for c in session.scalars(
+        select(Customer).where(Customer.external_id.in_([i for _, i in ids])))
+        if (c.tenant, c.external_id) in digests.values()}
+    missing = [k for k in ids if k not in found and k not in erased]
+    if missing:  # one INSERT for all new customers; a concurrent creation is simply kept
+        dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        session.execute(dialect_insert(Customer).on_conflict_do_nothing(
+            index_elements=["tenant", "external_id"]),
+            [{"tenant": t, "external_id": i, "preferences": {}} for t, i in missing])
+        found |= {(c.tenant, c.external_id): c for c in session.scalars(
+            select(Customer).where(Customer.external_id.in_([i for _, i in missing])))
+            if (c.tenant, c.external_id) in missing}
+    out: dict[tuple[str, str], Customer | None] = dict.fromkeys(erased)
+    now = utcnow()
+    for r in sorted(refs, key=lambda r: r.occurred_at):
+        k = (r.tenant, r.ref["id"])
+        if k in erased:
+            continue
+        customer = found[k]
+        if inline_is_newer(customer, r.occurred_at):
+            apply_inline(customer, r.ref, customer_key(erasure_key, r.tenant, r.ref["id"]))
+            customer.details_at = min(r.occurred_at, now)
+        out[k] = customer
+    session.flush()
+    return out
+
+
+def _recipients(session: Session, customers: list[Customer], erasure_key: str
+                ) -> dict[tuple[str, str], Recipient]:
+    """Profiles (minus suppressed addresses), preferences and consent states, batched."""
+    pks = {c.id: (c.tenant, c.external_id) for c in customers}
+    subs: dict[int, list[PushSubscriptionRow]] = defaultdict(list)
+    for sub in session.scalars(
+        select(PushSubscriptionRow)
+        .where(PushSubscriptionRow.customer_pk.in_(list(pks)), PushSubscriptionRow.active)
+        .order_by(PushSubscriptionRow.created_at.desc(), PushSubscriptionRow.id.desc())):
+        subs[sub.customer_pk].append(sub)
+    # the ledger in the order the hub recorded it (row id); a client's `at` is evidence only
+    ledgers: dict[tuple[str, str], list[ConsentEntry]] = defaultdict(list)
+    wanted = set(pks.values())
+    for r in session.execute(
+        select(ConsentRecord.__table__)
+        .where(ConsentRecord.customer_id.in_([i for _, i in pks.values()]))
+        .order_by(ConsentRecord.id)):
+        if (r.tenant, r.customer_id) in wanted:
+            ledgers[r.tenant, r.customer_id].append(ConsentEntry(
+                r.purpose, r.channel, ConsentAction(r.action), r.claimed_at or r.recorded_at,
+                r.id, r.legal_basis, r.source, r.text_version, r.recorded_at))
+    # suppressions are matched by the keyed digest of the address (erasure clears the clear text)
+    digests = {(c.tenant, channel, address_digest(erasure_key, channel, a))
+               for c in customers for channel, a in (("sms", c.phone), ("email", c.email)) if a}
+    suppressed = {row for row in session.execute(
+        select(ChannelSuppression.tenant, ChannelSuppression.channel,
+               ChannelSuppression.address_digest)
+        .where(ChannelSuppression.address_digest.in_([d for _, _, d in digests]),
+               ChannelSuppression.lifted_at.is_(None))).tuples() if row in digests}
+    out = {}
+    for c in customers:
+        profile = to_profile(c, subs.get(c.id))
+        changes = {k: None for k, channel in (("phone", "sms"), ("email", "email"))
+                   if getattr(profile, k) and (c.tenant, channel, address_digest(
+                       erasure_key, channel, getattr(profile, k))) in suppressed}
+        if changes:  # dead or opted-out addresses: the resolver skips with no_address
+            profile = dataclasses.replace(profile, **changes)  # type: ignore[arg-type]
+        out[c.tenant, c.external_id] = Recipient(
+            profile, preferences_from_json(c.preferences),
+            derive_state(ledgers.get((c.tenant, c.external_id), [])),
+            customer_key(erasure_key, c.tenant, c.external_id), c.tenant)
+    return out
+
+
+def throttle_overrides(prefs: Preferences, raw: dict[str, Any]) -> dict[str, Any]:
+    """The limiter's per-customer overrides from the customer's preferences: their quiet
+    hours, the daily digest choice, and any operator-set caps under `throttling`."""
+    overrides: dict[str, Any] = {}
+    if prefs.quiet_hours is not None:
+        overrides["quiet_hours"] = {"enabled": True,
+                                    "start": prefs.quiet_hours.start.strftime("%H:%M"),
+                                    "end": prefs.quiet_hours.end.strftime("%H:%M")}
+    if prefs.frequency is Frequency.DIGEST:
+        overrides["digest"] = {"enabled": True}
+    overrides.update(raw.get("throttling") or {})
+    return overrides
