@@ -116,10 +116,12 @@ def worker_cmd(
 def _run_workers(settings: Settings, threads: int, stop: threading.Event) -> None:
     from hub.followups.firing import start_loop
     from hub.runtime import HubRuntime
+    from hub.webhook_sender import start_webhook_sender
     from hub.worker import Worker
 
     runtime = HubRuntime.build(settings)
     followups = start_loop(runtime)  # due timers fire here too (claims are leased)
+    webhooks = start_webhook_sender(runtime.db, settings, stop)  # outgoing webhooks
     if settings.broker_url:
         import dramatiq
 
@@ -148,6 +150,7 @@ def _run_workers(settings: Settings, threads: int, stop: threading.Event) -> Non
         worker.stop()
         running.join(timeout=90)
     followups.stop()
+    webhooks.join(timeout=settings.webhook_timeout_seconds + 5)
     runtime.db.dispose()
 
 

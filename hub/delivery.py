@@ -30,6 +30,7 @@ from hub.metrics import IN_FLIGHT, PROVIDER_LATENCY, SEND_LATENCY, UNKNOWN_OUTCO
 from hub.models import DEFAULT_TENANT, Notification
 from hub.receipts import deactivate_address
 from hub.settings import get_settings
+from hub.webhooks_out import NotificationRef, record_status_change
 
 log = get_logger("delivery")
 
@@ -251,6 +252,10 @@ def record_results(session: Session, sends: list[Send], erasure_key: str | None 
                                send.adapter.name, opted_out=result.opted_out,
                                tenant=send.env.tenant, key=erasure_key)
         updates.append(_answer(row, send, result, now))
+        record_status_change(  # outgoing webhooks (same transaction as the answer)
+            session, send.env.tenant, NotificationRef(row.id, send.env.event_pk,
+                                                      send.env.event_type, send.env.channel),
+            SENT if result.ok else updates[-1]["b_status"])
         log.info("send", notification_id=row.id, idempotency_key=send.key,
                  event_id=send.event_id, job_id=send.job_id,
                  channel=send.env.channel, adapter=send.adapter.name, ok=result.ok,

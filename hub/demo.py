@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 
+from hub.demo_feedback import show_feedback
+
 JOURNEY = (
     "parcel.label_created",
     "parcel.in_transit",
@@ -98,7 +100,8 @@ def _run(tmp: Path) -> int:
     started = time.monotonic()
     runtime = HubRuntime.build(settings)
     token = create_key(runtime.db, "demo-carrier",
-                       [Scope.EVENTS_WRITE, Scope.EVENTS_READ, Scope.CUSTOMERS_WRITE])
+                       [Scope.EVENTS_WRITE, Scope.EVENTS_READ, Scope.CUSTOMERS_WRITE,
+                        Scope.FEEDBACK_READ])
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(runtime, embedded_worker=True),
                                            host="127.0.0.1", port=port, log_level="warning"))
@@ -114,6 +117,7 @@ def _run(tmp: Path) -> int:
             _wait_processed(http, posted)
             _print_report(http, posted)
             _followups_demo(http)
+            show_feedback(http, tmp / "outbox.jsonl", CUSTOMERS[0])  # issue 15: feedback
     finally:
         server.should_exit = True
         thread.join(timeout=15)

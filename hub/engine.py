@@ -258,6 +258,7 @@ class Engine:
             context = stages.renderer.context(
                 payload, {"customer_id": profile.customer_id, "name": profile.name,
                           "tenant": loaded.recipient.tenant,
+                          "event_ref": loaded.event_pk,  # delivery feedback: rating links
                           "segment": profile.segment, "time_zone": profile.time_zone},
                 now=utcnow(), channel=channel, category=etype.category,
                 items=self.pipeline.digest_items(verdict.digest) if verdict.digest else None)

@@ -28,6 +28,7 @@ class Category(enum.StrEnum):
     TRANSACTIONAL = "transactional"
     LOYALTY = "loyalty"
     MARKETING = "marketing"
+    FEEDBACK = "feedback"  # legitimate interest, opt-out (delivery feedback requests)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from hub.customers import (
     tombstone_digest,
 )
 from hub.db import Database, utcnow
+from hub.feedback import export_feedback, forget_feedback
 from hub.logs import get_logger
 from hub.models import (
     ConsentRecord,
@@ -115,6 +116,7 @@ def export_customer(session: Session, tenant: str, key: str, external_id: str
                 FollowupTimer.tenant == tenant,
                 FollowupTimer.customer_key == customer_key(key, tenant, external_id)))
         ],
+        "feedback": export_feedback(session, customer_key(key, tenant, external_id)),
     }
 
 
@@ -201,6 +203,7 @@ def erase_customer(session: Session, tenant: str, key: str, external_id: str) ->
     # follow-up timers not yet fired are moot, and every timer names the customer's key
     session.execute(delete(FollowupTimer).where(FollowupTimer.tenant == tenant,
                                                 FollowupTimer.customer_key == ckey))
+    held |= bool(forget_feedback(session, ckey))  # comments go; scores stay, unlinked
     log.info("customer_erased", tombstone=digest[:12], customer=ckey, held=held)
     everything = set(endpoints).union(*addresses.values())
     return Erasure(held, ckey, frozenset(everything), send_keys)

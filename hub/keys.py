@@ -25,6 +25,8 @@ class Scope(enum.StrEnum):
     CUSTOMERS_WRITE = "customers:write"
     TEMPLATES_READ = "templates:read"
     TEMPLATES_SEND = "templates:send"  # test-send to allow-listed recipients
+    FEEDBACK_READ = "feedback:read"  # delivery feedback statistics (issue 15)
+    WEBHOOKS_WRITE = "webhooks:write"  # outgoing webhook endpoints and their logs (issue 15)
     ADMIN = "admin"
 
 

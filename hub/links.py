@@ -11,6 +11,7 @@ from typing import Any
 
 from itsdangerous import BadData, URLSafeTimedSerializer
 
+from hub.feedback import rating_links
 from hub.models import DEFAULT_TENANT
 from hub.settings import Settings
 
@@ -145,11 +146,16 @@ def unsubscribe_headers(
 
 
 def message_links(settings: Settings, customer_id: str, category: str, channel: str,
-                  tenant: str = DEFAULT_TENANT) -> dict[str, str]:
+                  tenant: str = DEFAULT_TENANT, event_ref: str | None = None
+                  ) -> dict[str, str]:
     """Links a template may show: `preferences` (the center) and `unsubscribe` (this
-    category on this channel), both for the tenant's customer."""
-    return {"preferences": preference_link(settings, customer_id, tenant),
-            "unsubscribe": unsubscribe_link(settings, customer_id, category, channel, tenant)}
+    category on this channel), both for the tenant's customer; for a feedback request
+    (`event_ref`: the request event's id) also its signed rating links."""
+    links = {"preferences": preference_link(settings, customer_id, tenant),
+             "unsubscribe": unsubscribe_link(settings, customer_id, category, channel, tenant)}
+    if category == "feedback" and event_ref is not None and event_ref.isdigit():
+        links |= rating_links(settings, tenant, customer_id, int(event_ref), channel)
+    return links
 
 
 def _loads(settings: Settings, salt: str, token: str, days: int) -> Any:

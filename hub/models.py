@@ -337,3 +337,84 @@ class FollowupTimer(Base):
     lease_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+# --- delivery feedback and outgoing webhooks (issue 15 items 3-4; migration 0009) ---
+
+
+class FeedbackResponse(Base):
+    """One answer to a delivery feedback request: at most one per request event (single use).
+
+    Names the customer only by `customer_key` (pseudonymous); erasure clears it and the
+    comment (free text: personal data) and keeps the score with its pickup point, carrier
+    and week for the statistics."""
+
+    __tablename__ = "feedback_responses"
+    __table_args__ = (
+        UniqueConstraint("event_pk", name="uq_feedback_responses_event"),
+        Index("ix_feedback_responses_tenant_at", "tenant", "recorded_at"),
+        Index("ix_feedback_responses_customer_key", "customer_key"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant: Mapped[str] = _tenant()
+    event_pk: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    customer_key: Mapped[str | None] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(32))
+    score: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text)
+    pickup_point: Mapped[str | None] = mapped_column(String(64))
+    carrier: Mapped[str | None] = mapped_column(String(64))
+    iso_week: Mapped[str] = mapped_column(String(8))  # "2026-W48": portable grouping
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    commented_at: Mapped[datetime | None]
+
+
+class WebhookEndpoint(Base):
+    """A producer's receiver of notification status changes (Standard Webhooks).
+
+    The signing secret must be kept to sign (it is shown once, at creation)."""
+
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (Index("ix_webhook_endpoints_owner", "tenant", "producer"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True)
+    tenant: Mapped[str] = _tenant()
+    producer: Mapped[str] = mapped_column(String(128))
+    url: Mapped[str] = mapped_column(String(2048))
+    event_types: Mapped[list[str]] = mapped_column(JSON)
+    secret: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str | None] = mapped_column(String(200))
+    enabled: Mapped[bool] = mapped_column(default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(String(200))
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    failing_since: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deleted_at: Mapped[datetime | None]
+
+
+class WebhookDelivery(Base):
+    """The durable outbox of outgoing webhook messages and, per endpoint, their log.
+
+    `order_key` (one notification) orders messages: a later one waits until every earlier
+    one for the same endpoint and key is settled (succeeded or given up)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_ready", "state", "next_attempt_at"),
+        Index("ix_webhook_deliveries_order", "endpoint_id", "order_key", "id"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    msg_id: Mapped[str] = mapped_column(String(40), unique=True)
+    endpoint_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    order_key: Mapped[str] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    log: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    settled_at: Mapped[datetime | None]

@@ -27,6 +27,7 @@ from hub.logs import get_logger
 from hub.models import DEFAULT_TENANT, Customer, Event, InboundKeyword, Notification
 from hub.settings import get_settings
 from hub.suppressions import address_digest, lift, suppress
+from hub.webhooks_out import record_receipt
 from preferences import ConsentSource, preferences_from_json, preferences_to_json
 from preferences.model import DEFAULT_CHANNELS
 
@@ -116,6 +117,7 @@ def apply_status(row: Notification, status: str, *, provider_message_id: str | N
         row.status = status
         if status in ("failed", "bounced"):
             row.error = detail
+        record_receipt(row, status)  # outgoing webhooks (same transaction as the receipt)
     return True
 
 

@@ -21,6 +21,7 @@ from hub.keys import KeyVerifier
 from hub.links import message_links
 from hub.pipeline import Pipeline, Stages
 from hub.settings import Settings
+from hub.webhook_sender import start_webhook_sender
 from hub.worker import Worker
 from templates import Brand, Renderer, Transliteration
 from throttling import (
@@ -111,6 +112,7 @@ class HubRuntime:
     def start_worker(self) -> None:
         """Starts the embedded worker thread, or with a broker configured, the outbox relay
         that publishes jobs to dramatiq actors (`hub worker`)."""
+        start_webhook_sender(self.db, self.settings, lambda: self._thread)  # outgoing webhooks
         if self.settings.broker_url:
             from hub.dispatch import Dispatcher, make_broker
 

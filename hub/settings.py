@@ -136,6 +136,22 @@ class Settings(BaseSettings):
     cookie_secure: bool | None = Field(
         default=None, description="Secure flag of the login cookie; unset = only when the "
         "request came over https (set true behind a TLS-terminating proxy).")
+    # --- issue 15: delivery feedback links, outgoing webhooks ---
+    feedback_link_days: int = Field(default=30, ge=1, le=365,
+                                    description="How long a feedback rating link works.")
+    webhooks_allow_loopback: bool = Field(
+        default=False, description="Accept http:// loopback webhook endpoint URLs (tests and "
+        "local development only; production needs https to a public address).")
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60,
+                                           description="Per outgoing webhook request.")
+    webhook_retry_hours: float = Field(
+        default=24.0, gt=0, description="How long a webhook message is retried (exponential "
+        "backoff) before it is given up.")
+    webhook_disable_after_failures: int = Field(
+        default=100, ge=1, description="Consecutive failed attempts that disable an endpoint.")
+    webhook_disable_after_hours: float = Field(
+        default=24.0, gt=0, description="An endpoint failing without a success this long is "
+        "disabled (with an ops alert).")
 
     @field_validator("test_recipients", mode="before")
     @classmethod

@@ -10,7 +10,7 @@ from datetime import time
 SUPPORTED_LOCALES = ("pl", "en", "uk", "de")
 FALLBACK_LOCALES = ("pl", "en")
 CHANNELS = ("sms", "email", "push")
-CATEGORIES = ("transactional", "loyalty", "marketing")
+CATEGORIES = ("transactional", "loyalty", "marketing", "feedback")
 TONES = ("formal", "informal")
 SEGMENTS = ("individual", "business")
 DEFAULT_TIME_ZONE = "Europe/Warsaw"
@@ -18,9 +18,14 @@ DEFAULT_CHANNELS: dict[str, tuple[str, ...]] = {
     "transactional": ("sms", "email", "push"),
     "loyalty": ("email", "push", "sms"),
     "marketing": ("email", "push", "sms"),
+    # Delivery feedback requests: e-mail first (it carries the one-tap 0-10 links).
+    "feedback": ("email", "push", "sms"),
 }
 # Categories sent only with a current, unwithdrawn consent for that purpose and channel.
 CONSENT_CATEGORIES = frozenset({"loyalty", "marketing"})
+# Categories sent on legitimate interest unless the customer opted out (no consent needed):
+# untick every channel of the category in the preference center to opt out.
+OPT_OUT_CATEGORIES = frozenset({"feedback"})
 
 
 class RouteAction(enum.StrEnum):
@@ -40,6 +45,7 @@ class SkipReason(enum.StrEnum):
     ERASED = "erased"
     CHANNEL_DISABLED = "channel_disabled"
     OPTED_OUT_EVENT = "opted_out_event"
+    OPTED_OUT_CATEGORY = "opted_out_category"
     NOT_IN_FREQUENCY_CHOICE = "not_in_frequency_choice"
     OPTED_OUT_CHANNEL = "opted_out_channel"
     NO_CONSENT = "no_consent"

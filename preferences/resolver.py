@@ -9,6 +9,7 @@ from preferences.model import (
     CHANNELS,
     CONSENT_CATEGORIES,
     FALLBACK_LOCALES,
+    OPT_OUT_CATEGORIES,
     SUPPORTED_LOCALES,
     EventFacts,
     Frequency,
@@ -84,6 +85,8 @@ def _skip_reason(
         return SkipReason.CHANNEL_DISABLED
     if event.type in preferences.event_opt_outs:
         return SkipReason.OPTED_OUT_EVENT
+    if event.category in OPT_OUT_CATEGORIES and not preferences.order_for(event.category):
+        return SkipReason.OPTED_OUT_CATEGORY  # legitimate interest: every channel unticked
     if not _in_frequency_choice(preferences.frequency, event):
         return SkipReason.NOT_IN_FREQUENCY_CHOICE
     if not chosen:
@@ -119,6 +122,8 @@ _DETAILS: dict[SkipReason, str] = {
     SkipReason.ERASED: "the customer's data was erased on request",
     SkipReason.CHANNEL_DISABLED: "this channel is not enabled on the hub",
     SkipReason.OPTED_OUT_EVENT: "the customer opted out of this event type",
+    SkipReason.OPTED_OUT_CATEGORY: "the customer opted out of this kind of message (e.g. "
+    "delivery feedback requests)",
     SkipReason.NOT_IN_FREQUENCY_CHOICE: "the customer chose important updates only (or a "
     "digest, which leaves out non-urgent parcel updates)",
     SkipReason.OPTED_OUT_CHANNEL: "the customer did not choose this channel for the category",

@@ -26,7 +26,7 @@ REQUIRED_BLOCKS: dict[str, tuple[str, ...]] = {
 }
 OPTIONAL_BLOCKS: dict[str, tuple[str, ...]] = {
     "sms": (),
-    "email": ("preheader", "cta_label", "cta_url"),
+    "email": ("preheader", "cta_label", "cta_url", "rating_low", "rating_high"),
     "push": ("push_url",),
 }
 

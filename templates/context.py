@@ -6,6 +6,7 @@ a template that needs a pickup code fails at preview time instead of sending "No
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -49,6 +50,8 @@ class Links:
     redirect: str | None = None
     preferences: str | None = None
     unsubscribe: str | None = None
+    feedback: str | None = None  # the 0-10 rating page (one short link: SMS, push)
+    ratings: tuple[str, ...] = ()  # one-tap links for scores 0..10 (e-mail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +146,21 @@ def _parcel(raw: dict[str, Any]) -> Parcel:
     )
 
 
+# Previews and tests render without a link factory: stand-ins as long as real links.
+SAMPLE_FEEDBACK_URL = "https://parcelhub.example/f/1x2y3z.ex3k8.SAMPLEsampleSAMP"
+
+
+def _feedback_links(given: Mapping[str, str | None], sample: bool) -> tuple[str | None, tuple[str, ...]]:
+    """The rating links the factory gave (`feedback`, `rate_0`..`rate_10`), or stand-ins
+    when rendering without a factory; a factory that gives none leaves them empty, so a
+    feedback template fails to render rather than send a dead link."""
+    if sample:
+        return SAMPLE_FEEDBACK_URL, tuple(
+            SAMPLE_FEEDBACK_URL.replace("ex3", f"e{s:x}3") for s in range(11))
+    ratings = tuple(given.get(f"rate_{s}") or "" for s in range(11))
+    return given.get("feedback"), ratings if all(ratings) else ()
+
+
 def build_context(
     payload: dict[str, Any],
     profile: dict[str, Any],
@@ -158,6 +176,7 @@ def build_context(
     given = links if isinstance(links, dict) else {
         "preferences": links.preferences, "unsubscribe": links.unsubscribe} if links else {}
     brand = brand or Brand()
+    feedback, ratings = _feedback_links(given, sample=links is None)
     raw_parcel = payload.get("parcel") or {}
     raw_links = raw_parcel.get("links") or {}
     name = profile.get("name") or None
@@ -173,6 +192,8 @@ def build_context(
             redirect=raw_links.get("redirect"),
             preferences=given.get("preferences") or brand.preference_url,
             unsubscribe=given.get("unsubscribe"),
+            feedback=feedback,
+            ratings=ratings,
         ),
         customer=Customer(name, name.split()[0] if name and segment != "business" else None,
                           segment),

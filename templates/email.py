@@ -53,10 +53,15 @@ def compose(template: Callable[[str], Template], blocks: dict[str, str], ctx: Re
         "facts": facts(ctx, fmt),
         "cta_label": blocks.get("cta_label", "").strip(),
         "cta_url": blocks.get("cta_url", "").strip(),
+        # Delivery feedback: one-tap 0-10 links and the scale's end labels.
+        "ratings": list(enumerate(ctx.links.ratings)),
+        "rating_low": " ".join(blocks.get("rating_low", "").split()),
+        "rating_high": " ".join(blocks.get("rating_high", "").split()),
         "preferences_url": ctx.links.preferences or ctx.brand.preference_url,
-        # One-click unsubscribe for what needs consent; parcel notices have no such link.
+        # One-click unsubscribe for what needs consent or allows opting out (feedback
+        # requests); parcel notices have no such link.
         "unsubscribe_url": ctx.links.unsubscribe
-        if not ctx.event_type.startswith("parcel.") else None,
+        if not ctx.event_type.startswith("parcel.") or ctx.links.ratings else None,
         "_": fmt.gettext,
     }
     html = template("layout/email.html.j2").render(values)

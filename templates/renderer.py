@@ -100,8 +100,9 @@ class CachedSandbox(ImmutableSandboxedEnvironment):
         return verdict
 
 
-# (customer id, category, channel[, tenant]) -> {"preferences": url, "unsubscribe": url};
-# the tenant is passed only when the profile names one.
+# (customer id, category, channel[, tenant][, event_ref=...]) -> {"preferences": url,
+# "unsubscribe": url[, "feedback": url, "rate_0".."rate_10": url]}; the tenant is passed
+# only when the profile names one, `event_ref` only for the feedback category.
 LinkFactory = Callable[..., dict[str, str]]
 
 
@@ -151,12 +152,16 @@ class Renderer:
                 items: list[dict[str, Any]] | None = None, channel: str | None = None,
                 category: str | None = None) -> RenderContext:
         """The typed context for an event payload and profile (`customer_id`, `tenant`,
-        `name`, `segment`, `time_zone`), with this renderer's brand and, when a link factory is set,
-        the customer's signed preference and unsubscribe links for this channel."""
+        `name`, `segment`, `time_zone`; `event_ref` for feedback rating links), with this
+        renderer's brand and, when a link factory is set, the customer's signed preference
+        and unsubscribe links for this channel."""
         links = None
         if self.links is not None and profile.get("customer_id") and channel and category:
             tenant = (str(profile["tenant"]),) if profile.get("tenant") else ()
-            links = self.links(str(profile["customer_id"]), category, channel, *tenant)
+            # Rating links are signed per request event: only feedback factories get it.
+            ref = ({"event_ref": str(profile["event_ref"])}
+                   if category == "feedback" and profile.get("event_ref") else {})
+            links = self.links(str(profile["customer_id"]), category, channel, *tenant, **ref)
         return build_context(payload, profile, now=now, brand=self.brand, items=items,
                              links=links)
 

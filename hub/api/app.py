@@ -8,7 +8,16 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from hub import __version__
-from hub.api import channels, events, ops, preferences, problems, templates
+from hub.api import (
+    channels,
+    events,
+    feedback,
+    ops,
+    preferences,
+    problems,
+    templates,
+    webhook_endpoints,
+)
 from hub.api.guard import InputGuard
 from hub.api.limits import BodySizeLimit
 from hub.logs import configure
@@ -42,6 +51,8 @@ def create_app(runtime: HubRuntime, embedded_worker: bool = False) -> FastAPI:
     app.include_router(preferences.router)
     app.include_router(templates.router)
     app.include_router(channels.router)
+    app.include_router(feedback.router)  # issue 15: /f/<token>, GET /v1/feedback
+    app.include_router(webhook_endpoints.router)  # issue 15: outgoing webhooks
     problems.declare_problems(app)
     app.add_middleware(InputGuard)  # inside the size limit, which bounds what it buffers
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)

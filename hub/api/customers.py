@@ -53,7 +53,7 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"])
 Writer = Annotated[Principal, Depends(require(Scope.CUSTOMERS_WRITE))]
 CustomerId = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[\w.:@+-]+$")]
 Channel = Literal["sms", "email", "push"]
-CategoryName = Literal["transactional", "loyalty", "marketing"]
+CategoryName = Literal["transactional", "loyalty", "marketing", "feedback"]
 
 
 class _Strict(BaseModel):

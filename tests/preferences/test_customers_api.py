@@ -88,7 +88,8 @@ def test_preferences_defaults_and_replace(client: TestClient) -> None:
     default = client.get("/v1/customers/c-1/preferences").json()
     assert default["channels"] == {"transactional": ["sms", "email", "push"],
                                    "loyalty": ["email", "push", "sms"],
-                                   "marketing": ["email", "push", "sms"]}
+                                   "marketing": ["email", "push", "sms"],
+                                   "feedback": ["email", "push", "sms"]}
     assert (default["frequency"], default["quiet_hours"]) == ("all", None)
     new = {"channels": {"transactional": ["email", "sms"], "marketing": []},
            "event_opt_outs": ["parcel.in_transit"], "frequency": "important",

@@ -29,6 +29,7 @@ PICKUP = EventFacts("parcel.ready_for_pickup", "transactional", urgent=True)
 IN_TRANSIT = EventFacts("parcel.in_transit", "transactional")
 CAMPAIGN = EventFacts("marketing.campaign", "marketing")
 POINTS = EventFacts("loyalty.points_earned", "loyalty")
+FEEDBACK = EventFacts("parcel.feedback_request", "feedback")
 SUB = PushSubscription("https://push.example/abc", "p" * 20, "a" * 10)
 FULL = Profile("c-1", phone="+48512345678", email="a@example.pl", phone_verified=True,
                email_verified=True, push_subscriptions=(SUB,))
@@ -77,6 +78,8 @@ def route(resolution: object, channel: str) -> object:
          SkipReason.NO_ADDRESS),
         (CAMPAIGN, Profile("c-1", phone="+48512345678", phone_verified=False), Preferences(),
          GRANTED_ALL, ("sms", "email", "push"), "sms", SkipReason.ADDRESS_UNVERIFIED),
+        (FEEDBACK, FULL, Preferences(channels={"feedback": ()}), NO_CONSENTS,
+         ("sms", "email", "push"), "email", SkipReason.OPTED_OUT_CATEGORY),
     ],
     ids=lambda v: v if isinstance(v, str) else None,
 )
@@ -91,9 +94,23 @@ def test_all_skip_reasons_are_covered_above() -> None:
     covered = {
         "erased", "channel_disabled", "opted_out_event", "not_in_frequency_choice",
         "opted_out_channel", "no_consent", "consent_withdrawn", "no_address",
-        "address_unverified",
+        "address_unverified", "opted_out_category",
     }
     assert covered == {str(r) for r in SkipReason}
+
+
+def test_feedback_is_sent_without_consent_unless_the_customer_opted_out() -> None:
+    """Legitimate interest: no consent and no verified address needed; every channel
+    unticked (the preference center's opt-out) stops it on every channel."""
+    profile = Profile("c-1", email="a@example.com", phone="+48512345678")
+    sent = resolve(FEEDBACK, profile, Preferences(), NO_CONSENTS)
+    assert [r.channel for r in sent.sendable] == ["email", "sms"]
+    opted_out = resolve(FEEDBACK, profile, Preferences(channels={"feedback": ()}), NO_CONSENTS)
+    assert opted_out.sendable == ()
+    assert {r.reason for r in opted_out.routes} == {SkipReason.OPTED_OUT_CATEGORY}
+    important = resolve(FEEDBACK, profile, Preferences(frequency=Frequency.IMPORTANT),
+                        NO_CONSENTS)
+    assert important.sendable == ()  # a survey is not an important parcel notice
 
 
 def test_transactional_needs_no_consent_and_ignores_verification() -> None:
