@@ -6,21 +6,17 @@ from __future__ import annotations
 
 import os
 import re
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import select
 
-from hub.api.app import create_app
 from hub.models import FeedbackResponse
 from hub.runtime import HubRuntime
 from hub.worker import Worker
-from tests.helpers import api_key, event, free_port, make_runtime, read_outbox
+from tests.helpers import api_key, event, free_port, make_runtime, read_outbox, served
 from tests.preferences.test_preference_center_browser import ARTIFACTS, CHROMIUM_ARGS, _chromium
 
 pytestmark = pytest.mark.browser
@@ -31,16 +27,8 @@ def server(database_url: str, tmp_path: Path) -> Iterator[tuple[str, HubRuntime]
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     runtime = make_runtime(database_url, tmp_path, public_base_url=base)
-    srv = uvicorn.Server(uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port,
-                                        log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    yield base, runtime
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with served(runtime, port):
+        yield base, runtime
 
 
 def _sms_link(base: str, runtime: HubRuntime, locale: str) -> str:

@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import select
 
-from hub.api.app import create_app
 from hub.customers import get_customer
 from hub.models import ConsentRecord
 from hub.runtime import HubRuntime
 from tests.conftest import IN_CI
-from tests.helpers import api_key, free_port, make_runtime
+from tests.helpers import api_key, free_port, make_runtime, served
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -42,16 +38,8 @@ def server(database_url: str, tmp_path: Path) -> Iterator[tuple[str, HubRuntime]
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     runtime = make_runtime(database_url, tmp_path, public_base_url=base)
-    srv = uvicorn.Server(uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port,
-                                        log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    yield base, runtime
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with served(runtime, port):
+        yield base, runtime
 
 
 def test_preference_center_in_chromium(server: tuple[str, HubRuntime]) -> None:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from hub.keys import Scope
-from tests.helpers import api_key, free_port, make_runtime
+from tests.helpers import api_key, free_port, make_runtime, served
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 pytestmark = pytest.mark.browser
@@ -20,24 +18,11 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, str, str]]:
-    import uvicorn
-
-    from hub.api.app import create_app
-
     runtime = make_runtime(f"sqlite:///{tmp_path / 'hub.db'}", tmp_path)
     marketer = api_key(runtime, Scope.TEMPLATES_READ, producer="marketing-team")
     outsider = api_key(runtime, Scope.EVENTS_WRITE, producer="parcel-system")
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port,
-                                        log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", marketer, outsider
-    srv.should_exit = True
-    thread.join(timeout=15)
+    with served(runtime, free_port()) as base:
+        yield base, marketer, outsider
 
 
 @pytest.fixture
