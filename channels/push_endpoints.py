@@ -83,12 +83,14 @@ def host_allowed(host: str, allowed: Sequence[str]) -> bool:
     return False
 
 
-def _is_internal(address: str) -> bool:
+def is_internal(address: str) -> bool:
+    """True for an address no outgoing request of the hub may reach: private, loopback,
+    link-local, multicast, reserved or unspecified (IPv4-mapped IPv6 included)."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    return bool(ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
-                or ip.is_reserved or ip.is_unspecified)
+    return bool(not ip.is_global or ip.is_private or ip.is_loopback or ip.is_link_local
+                or ip.is_multicast or ip.is_reserved or ip.is_unspecified)
 
 
 def _literal_ip(host: str) -> bool:
@@ -113,7 +115,7 @@ def check_endpoint(endpoint: str, allowed: Sequence[str] = DEFAULT_PUSH_HOSTS) -
     if parts.scheme.lower() != "https":
         raise PushEndpointError(PushEndpointProblem.NOT_HTTPS, "push endpoints must use https")
     if _literal_ip(host):
-        problem = (PushEndpointProblem.PRIVATE_ADDRESS if _is_internal(host)
+        problem = (PushEndpointProblem.PRIVATE_ADDRESS if is_internal(host)
                    else PushEndpointProblem.HOST_NOT_ALLOWED)
         raise PushEndpointError(problem, "push endpoints must name a push service, not an IP")
     if not host_allowed(host, allowed):
@@ -145,7 +147,7 @@ def check_resolved(endpoint: str, allowed: Sequence[str] = DEFAULT_PUSH_HOSTS,
         addresses = resolver(host, port)
     except OSError as exc:
         raise PushEndpointError(PushEndpointProblem.UNRESOLVABLE, f"{host} does not resolve") from exc
-    if not addresses or any(_is_internal(a) for a in addresses):
+    if not addresses or any(is_internal(a) for a in addresses):
         raise PushEndpointError(PushEndpointProblem.PRIVATE_ADDRESS,
                                 f"{host} resolves to an internal address")
 

@@ -1,6 +1,7 @@
-"""The SSRF check of outgoing webhook endpoint URLs (a small check of its own, to be unified
-with the push-endpoint guard): https to public addresses only; plain http to a loopback
-address only when HUB_WEBHOOKS_ALLOW_LOOPBACK is set (tests, local development).
+"""The SSRF check of outgoing webhook endpoint URLs: https to public addresses only (the
+same notion of "internal address" as the push-endpoint guard, `channels.push_endpoints`);
+plain http to a loopback address only when HUB_WEBHOOKS_ALLOW_LOOPBACK is set (tests,
+local development).
 
 It runs when an endpoint is registered and again before every delivery attempt, so a name
 that later resolves to a private address is refused then too.
@@ -12,21 +13,22 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
+from channels.push_endpoints import is_internal, resolve
+
 
 class WebhookUrlRefused(ValueError):
     """The URL may not receive webhooks; the message says why (safe to show)."""
 
 
-def _addresses(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+def _addresses(host: str, port: int) -> list[str]:
     try:
-        return [ipaddress.ip_address(host)]
+        return [str(ipaddress.ip_address(host))]  # a literal address
     except ValueError:
         pass
     try:
-        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+        return resolve(host, port)
     except (socket.gaierror, UnicodeError) as exc:
         raise WebhookUrlRefused(f"the host {host!r} does not resolve") from exc
-    return [ipaddress.ip_address(info[4][0]) for info in infos]
 
 
 def check_webhook_url(url: str, allow_loopback: bool) -> None:
@@ -42,12 +44,10 @@ def check_webhook_url(url: str, allow_loopback: bool) -> None:
     if parts.username or parts.password:
         raise WebhookUrlRefused("the URL must not carry credentials")
     found = _addresses(parts.hostname, port)
-    loopback = all(a.is_loopback for a in found)
+    loopback = all(ipaddress.ip_address(a.split("%", 1)[0]).is_loopback for a in found)
     if loopback and allow_loopback:
         return
     if parts.scheme != "https":
         raise WebhookUrlRefused("the URL must use https")
-    for address in found:
-        if not address.is_global or address.is_multicast:
-            raise WebhookUrlRefused(
-                "the URL resolves to a private, loopback or reserved address")
+    if not found or any(is_internal(a) for a in found):
+        raise WebhookUrlRefused("the URL resolves to a private, loopback or reserved address")

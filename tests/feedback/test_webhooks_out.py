@@ -233,7 +233,8 @@ def test_status_changes_are_queued_in_their_own_transaction_once(
 @pytest.mark.parametrize("url", [
     "http://example.com/hook", "https://10.0.0.5/hook", "https://192.168.1.1/hook",
     "https://[::1]/hook", "https://169.254.169.254/latest", "ftp://example.com/x",
-    "https://user:pw@203.0.113.9/x", "not a url",
+    "https://user:pw@203.0.113.9/x", "not a url", "https://100.64.0.1/x",
+    "https://[::ffff:127.0.0.1]/x", "https://0.0.0.0/x",
 ])
 def test_endpoint_urls_are_checked_against_ssrf(client: TestClient, runtime: HubRuntime,
                                                 url: str) -> None:
