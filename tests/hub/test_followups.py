@@ -108,13 +108,12 @@ def test_delivered_before_the_reminder_cancels_it_and_nothing_is_sent(
     assert {(t["state"], t["reason"], t["cancelled_by"]) for t in timers} == {
         ("cancelled", "moot", "evt-d1")}
     _drain(runtime)
-    before = len(read_outbox(tmp_path / "outbox.jsonl"))
-    assert fire_due(runtime.db, now=deadline - timedelta(hours=1)) == 0
+    fired = fire_due(runtime.db, now=deadline - timedelta(hours=1))
     _drain(runtime)
-    assert len(read_outbox(tmp_path / "outbox.jsonl")) == before
     with runtime.db.sessions() as s:
-        assert s.scalar(select(func.count()).select_from(Event)
-                        .where(Event.producer == PRODUCER)) == 0
+        followups = list(s.scalars(select(Event.type).where(Event.producer == PRODUCER)))
+    # only the feedback request the delivery scheduled (+2 h) fired; no reminder exists
+    assert fired == 1 and followups == ["parcel.feedback_request"]
 
 
 def test_a_reminder_already_past_is_skipped_too_late(client: TestClient) -> None:
@@ -261,10 +260,12 @@ def test_feedback_request_2h_after_delivery_once_per_customer_per_30_days(
         get_settings.cache_clear()
 
 
-def test_without_the_feedback_type_the_packaged_rule_stays_off(client: TestClient) -> None:
+def test_delivered_schedules_the_packaged_feedback_request(client: TestClient) -> None:
     client.post("/v1/events", json=event("evt-d1", type_="parcel.delivered",
                                          occurred_at=_iso(utcnow())))
-    assert _timers(client, "evt-d1") == []
+    assert [(t["rule"], t["type"], t["offset"], t["state"])
+            for t in _timers(client, "evt-d1")] == [
+        ("feedback_request", "parcel.feedback_request", "+2h", "scheduled")]
 
 
 def test_no_key_may_post_as_the_hubs_own_producer(runtime: HubRuntime) -> None:
@@ -358,7 +359,8 @@ def test_timers_are_per_tenant(client: TestClient, runtime: HubRuntime) -> None:
                         headers={"Authorization": f"Bearer {other}"})
     assert reply.status_code == 202
     assert {t["state"] for t in _timers(client, "evt-r1")} == {"scheduled"}
-    assert fire_due(runtime.db, now=deadline - timedelta(hours=24)) == 1
+    # our −24 h reminder, and the other tenant's feedback request (+2 h after its delivery)
+    assert fire_due(runtime.db, now=deadline - timedelta(hours=24)) == 2
     fired_id = _timers(client, "evt-r1")[0]["event_id"]
     assert client.get(f"/v1/events/{fired_id}").status_code == 200  # same tenant: visible
     seen = client.get(f"/v1/events/{fired_id}", headers={"Authorization": f"Bearer {other}"})
