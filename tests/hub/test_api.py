@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from hub.api import create_app
 from hub.keys import Scope
 from hub.runtime import HubRuntime
-from tests.helpers import api_key, event, make_runtime, read_outbox
-
-
-@pytest.fixture
-def runtime(database_url: str, tmp_path: Path) -> Iterator[HubRuntime]:
-    rt = make_runtime(database_url, tmp_path)
-    yield rt
-    rt.db.dispose()
-
-
-@pytest.fixture
-def client(runtime: HubRuntime) -> Iterator[TestClient]:
-    with TestClient(create_app(runtime)) as c:
-        c.headers["Authorization"] = f"Bearer {api_key(runtime)}"
-        yield c
+from tests.helpers import api_key, event, read_outbox
 
 
 def drain(runtime: HubRuntime) -> None:

@@ -3,7 +3,6 @@ fired once at deadline − offset (injectable clock), cancelled by a later event
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,20 +18,6 @@ from hub.models import Event, FollowupTimer
 from hub.runtime import HubRuntime
 from hub.worker import Worker
 from tests.helpers import api_key, event, make_runtime, read_outbox
-
-
-@pytest.fixture
-def runtime(database_url: str, tmp_path: Path) -> Iterator[HubRuntime]:
-    rt = make_runtime(database_url, tmp_path)
-    yield rt
-    rt.db.dispose()
-
-
-@pytest.fixture
-def client(runtime: HubRuntime) -> Iterator[TestClient]:
-    with TestClient(create_app(runtime)) as c:
-        c.headers["Authorization"] = f"Bearer {api_key(runtime)}"
-        yield c
 
 
 def _iso(moment: datetime) -> str:
