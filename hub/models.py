@@ -190,6 +190,54 @@ class PushSubscriptionRow(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class Device(Base):
+    """A customer's installation of the carrier's app (FCM or APNs token); deactivated, not
+    deleted, when the provider says the token is dead."""
+
+    __tablename__ = "devices"
+    __table_args__ = (
+        UniqueConstraint("tenant", "token", name="uq_devices_tenant_token"),
+        Index("ix_devices_customer", "customer_pk", "active"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant: Mapped[str] = _tenant()
+    customer_pk: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    platform: Mapped[str] = mapped_column(String(16))  # "android" (FCM) or "ios" (APNs)
+    token: Mapped[str] = mapped_column(String(512))
+    app_id: Mapped[str] = mapped_column(String(200))  # Android package / iOS bundle id
+    app_version: Mapped[str | None] = mapped_column(String(64))
+    locale: Mapped[str | None] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(default=True)
+    deactivated_reason: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class InboxItem(Base):
+    """A rendered message in the customer's in-app inbox; `idempotency_key` makes the
+    inbox channel's send exactly-once like a provider's."""
+
+    __tablename__ = "inbox_items"
+    __table_args__ = (Index("ix_inbox_items_customer", "customer_pk", "id"),
+                      Index("ix_inbox_items_tenant_created", "tenant", "created_at"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant: Mapped[str] = _tenant()
+    customer_pk: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    action_url: Mapped[str | None] = mapped_column(String(2048))
+    icon: Mapped[str | None] = mapped_column(String(2048))
+    parcel: Mapped[str | None] = mapped_column(String(64))  # tracking number
+    locale: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    seen_at: Mapped[datetime | None]
+    read_at: Mapped[datetime | None]
+    archived_at: Mapped[datetime | None]
+
+
 class CustomerTombstone(Base):
     """What is left of an erased customer: a keyed, non-reversible digest of the external id."""
 
