@@ -5,20 +5,22 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from hub.db import Database, utcnow
 from hub.events import EventIn
 from hub.followups.schedule import Accepted, on_intake
 from hub.lanes import lane_of
-from hub.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE
+from hub.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE, INTAKE_GROUP
 from hub.models import DEFAULT_TENANT, Event, OutboxJob
 
 
@@ -78,9 +80,18 @@ def _insert_ignoring_duplicates(db: Database) -> Any:
     )
 
 
-def _accept_once(db: Database, producer: str, events: Sequence[EventIn], tenant: str
-                 ) -> list[IntakeResult]:
-    staged: dict[str, dict[str, Any]] = {}
+@dataclass
+class _Staged:
+    """One request's events, checked against each other, as rows ready to insert."""
+
+    producer: str
+    tenant: str
+    events: Sequence[EventIn]
+    rows: dict[str, dict[str, Any]]
+
+
+def _stage(producer: str, events: Sequence[EventIn], tenant: str) -> _Staged:
+    rows: dict[str, dict[str, Any]] = {}
     conflicts: list[str] = []
     for ev in events:
         payload = ev.canonical()
@@ -98,51 +109,80 @@ def _accept_once(db: Database, producer: str, events: Sequence[EventIn], tenant:
             "payload": payload,
             "state": "accepted",
         }
-        earlier = staged.setdefault(ev.event_id, row)
+        earlier = rows.setdefault(ev.event_id, row)
         if earlier["payload_hash"] != row["payload_hash"]:
             conflicts.append(ev.event_id)
     if conflicts:
         raise IdempotencyConflict(sorted(set(conflicts)))
+    return _Staged(producer, tenant, events, rows)
+
+
+def _accept_once(db: Database, producer: str, events: Sequence[EventIn], tenant: str
+                 ) -> list[IntakeResult]:
+    staged = _stage(producer, events, tenant)
     with db.transaction() as session:
-        inserted = dict(
-            (event_id, pk)
-            for pk, event_id in session.connection().execute(
-                _insert_ignoring_duplicates(db), list(staged.values())
-            )
+        inserted, existing = _write(session, db, staged)
+        _plan_followups(session, [(staged, inserted)])
+    return _results(staged, inserted, existing)
+
+
+def _write(session: Session, db: Database, staged: _Staged
+           ) -> tuple[dict[str, int], dict[str, Any]]:
+    """Inserts one request's new events and their jobs in the caller's transaction (the
+    caller then plans their follow-ups); returns (inserted event id → pk, earlier event id →
+    row). Raises IdempotencyConflict."""
+    producer, rows = staged.producer, staged.rows
+    inserted = dict(
+        (event_id, pk)
+        for pk, event_id in session.connection().execute(
+            _insert_ignoring_duplicates(db), list(rows.values())
         )
-        existing = {}
-        if len(inserted) < len(staged):
-            existing = {
-                row.event_id: row
-                for row in session.execute(
-                    select(Event.event_id, Event.payload_hash, Event.state).where(
-                        Event.producer == producer,
-                        Event.event_id.in_([e for e in staged if e not in inserted]),
-                    )
+    )
+    existing = {}
+    if len(inserted) < len(rows):
+        existing = {
+            row.event_id: row
+            for row in session.execute(
+                select(Event.event_id, Event.payload_hash, Event.state).where(
+                    Event.producer == producer,
+                    Event.event_id.in_([e for e in rows if e not in inserted]),
                 )
-            }
-            conflicts = [e for e, row in existing.items()
-                         if row.payload_hash != staged[e]["payload_hash"]]
-            if conflicts:  # raising rolls back this batch's inserts too
-                raise IdempotencyConflict(sorted(conflicts))
-        if inserted:
-            now = utcnow()
-            lanes = {ev.event_id: lane_of(ev.event_type, staged[ev.event_id]["payload"], now)
-                     for ev in events}
-            session.connection().execute(
-                insert(OutboxJob.__table__),
-                [{"event_pk": pk, "state": "pending", "not_before": now, "attempts": 0,
-                  "lane": str(lanes[event_id]), "created_at": now, "updated_at": now}
-                 for event_id, pk in inserted.items()],
             )
-            # follow-up timers: scheduled / cancelled in this same transaction
-            on_intake(session, [Accepted(pk, staged[e]) for e, pk in
-                                sorted(inserted.items(), key=lambda kv: kv[1])])
+        }
+        conflicts = [e for e, row in existing.items()
+                     if row.payload_hash != rows[e]["payload_hash"]]
+        if conflicts:  # raising rolls back the transaction's inserts too
+            raise IdempotencyConflict(sorted(conflicts))
+    if inserted:
+        now = utcnow()
+        lanes = {ev.event_id: lane_of(ev.event_type, rows[ev.event_id]["payload"], now)
+                 for ev in staged.events}
+        session.connection().execute(
+            insert(OutboxJob.__table__),
+            [{"event_pk": pk, "state": "pending", "not_before": now, "attempts": 0,
+              "lane": str(lanes[event_id]), "created_at": now, "updated_at": now}
+             for event_id, pk in inserted.items()],
+        )
+    return inserted, existing
+
+
+def _plan_followups(session: Session, written: list[tuple[_Staged, dict[str, int]]]) -> None:
+    """Follow-up timers of the newly inserted events, scheduled or cancelled in the same
+    transaction, all requests of a group at once (their loads are shared)."""
+    accepted = sorted((Accepted(pk, staged.rows[e]) for staged, inserted in written
+                       for e, pk in inserted.items()), key=lambda a: a.pk)
+    if accepted:
+        on_intake(session, accepted)
+
+
+def _results(staged: _Staged, inserted: dict[str, int], existing: dict[str, Any]
+             ) -> list[IntakeResult]:
+    """The reply per posted event, once its transaction committed."""
     for event_id in inserted:
-        EVENTS_ACCEPTED.labels(staged[event_id]["type"]).inc()
+        EVENTS_ACCEPTED.labels(staged.rows[event_id]["type"]).inc()
     EVENTS_DUPLICATE.inc(len(existing))
     results, seen = [], set()
-    for ev in events:
+    for ev in staged.events:
         if ev.event_id in existing:
             state = existing[ev.event_id].state
             results.append(IntakeResult(ev.event_id, IntakeStatus.DUPLICATE, state))
@@ -152,3 +192,92 @@ def _accept_once(db: Database, producer: str, events: Sequence[EventIn], tenant:
             results.append(IntakeResult(ev.event_id, IntakeStatus.ACCEPTED, "accepted"))
         seen.add(ev.event_id)
     return results
+
+
+@dataclass
+class _Waiting:
+    staged: _Staged
+    wake: threading.Event = field(default_factory=threading.Event)
+    results: list[IntakeResult] | None = None
+    error: BaseException | None = None
+
+
+class GroupIntake:
+    """Group commit for the API: requests that arrive while a transaction is being committed
+    wait, then share the next one (one durable commit — an fsync — for many requests).
+
+    The first waiting request leads: it writes every waiting request's events in one
+    transaction and wakes the others with their results. A request that fails on its own
+    (an id reused with other content) must not fail its neighbours: then the group is
+    rolled back and each request is committed alone. Each reply is sent only after the
+    commit that holds its events, so a 202 still means durable.
+    """
+
+    def __init__(self, db: Database, max_events: int = 1000) -> None:
+        self.db = db
+        self.max_events = max_events
+        self._lock = threading.Lock()
+        self._queue: list[_Waiting] = []
+        self._leading = False
+
+    def accept(self, producer: str, events: Sequence[EventIn], *,
+               tenant: str = DEFAULT_TENANT) -> list[IntakeResult]:
+        me = _Waiting(_stage(producer, events, tenant))
+        with self._lock:
+            self._queue.append(me)
+            lead = not self._leading
+            self._leading = True
+        if not lead:
+            me.wake.wait()
+        if me.results is None and me.error is None:  # woken to lead the next group
+            self._lead()
+        if me.error is not None:
+            raise me.error
+        assert me.results is not None
+        return me.results
+
+    def _lead(self) -> None:
+        with self._lock:
+            group: list[_Waiting] = []
+            size = 0
+            while self._queue and (not group or
+                                   size + len(self._queue[0].staged.rows) <= self.max_events):
+                group.append(self._queue.pop(0))
+                size += len(group[-1].staged.rows)
+        try:
+            self._commit(group)
+        finally:
+            with self._lock:
+                successor = self._queue[0] if self._queue else None
+                self._leading = successor is not None
+            for waiting in group:
+                if waiting.results is None and waiting.error is None:
+                    waiting.error = RuntimeError("intake group ended without a result")
+                waiting.wake.set()
+            if successor is not None:
+                successor.wake.set()
+
+    def _commit(self, group: list[_Waiting]) -> None:
+        INTAKE_GROUP.observe(len(group))
+        if len(group) > 1:
+            try:
+                with self.db.transaction() as session:
+                    written = [_write(session, self.db, w.staged) for w in group]
+                    _plan_followups(session, [(w.staged, inserted) for w, (inserted, _)
+                                              in zip(group, written, strict=True)])
+            except (IdempotencyConflict, IntegrityError):
+                pass  # one request's problem: commit each alone below
+            except Exception as exc:  # the store is down: every request gets the error
+                for w in group:
+                    w.error = exc
+                return
+            else:
+                for w, (inserted, existing) in zip(group, written, strict=True):
+                    w.results = _results(w.staged, inserted, existing)
+                return
+        for w in group:
+            try:
+                w.results = accept(self.db, w.staged.producer, w.staged.events,
+                                   tenant=w.staged.tenant)
+            except Exception as exc:
+                w.error = exc

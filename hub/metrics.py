@@ -16,6 +16,9 @@ EVENTS_ACCEPTED = Counter(
     "hub_events_accepted_total", "Events accepted by the intake API", ["type"]
 )
 EVENTS_DUPLICATE = Counter("hub_events_duplicate_total", "Re-posted events answered from store")
+INTAKE_GROUP = Histogram("hub_intake_group_requests",
+                         "API requests whose events shared one intake transaction (group commit)",
+                         buckets=(1, 2, 4, 8, 16, 32, 64))
 DECISIONS = Counter(
     "hub_decisions_total", "Per-channel decisions by outcome", ["channel", "outcome", "reason"]
 )

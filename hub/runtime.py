@@ -17,6 +17,7 @@ from hub.customers import tombstone_key
 from hub.db import Database, make_engine
 from hub.event_catalog import template_overlays  # configured templates (issue 15)
 from hub.followups.firing import start_loop as start_followups  # follow-up timers
+from hub.intake import GroupIntake
 from hub.keys import KeyVerifier
 from hub.links import message_links
 from hub.pipeline import Pipeline, Stages
@@ -96,7 +97,11 @@ class HubRuntime:
     verifier: KeyVerifier
     worker: Worker | None = None
     dispatcher: Dispatcher | None = None
+    intake: GroupIntake = field(init=False)  # the API's group commit of posted events
     _thread: threading.Thread | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.intake = GroupIntake(self.db)
 
     @classmethod
     def build(cls, settings: Settings, migrate_empty: bool = True) -> HubRuntime:

@@ -14,7 +14,7 @@ from hub.event_catalog import types_not_for
 from hub.events import EventIn
 from hub.followups.firing import PRODUCER as FOLLOWUP_PRODUCER
 from hub.followups.view import timers_of
-from hub.intake import IdempotencyConflict, IntakeResult, IntakeStatus, accept
+from hub.intake import IdempotencyConflict, IntakeResult, IntakeStatus
 from hub.keys import Principal, Scope
 from hub.models import Decision, Event, Notification
 
@@ -54,7 +54,7 @@ def _accept(request: Request, who: Principal, events: list[EventIn]) -> list[Int
                       errors=[{"path": "type", "message": f"unknown event type {t!r}"}
                               for t in reserved])
     try:
-        results = accept(runtime.db, who.producer, events, tenant=who.tenant)
+        results = runtime.intake.accept(who.producer, events, tenant=who.tenant)
     except IdempotencyConflict as exc:
         raise Problem(409, "idempotency-conflict",
                       f"Event id(s) already used with different content: {exc}",
