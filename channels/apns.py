@@ -198,11 +198,11 @@ class ApnsAdapter:
                 return unreachable("apns", exc)
             if reply.status_code != 403 or _reason(reply) not in _TOKEN_REASONS:
                 break
-        return self._result(reply)
+        return self._result(reply, headers["apns-id"])
 
-    def _result(self, reply: httpx.Response) -> SendResult:
+    def _result(self, reply: httpx.Response, sent_id: str) -> SendResult:
         if reply.status_code == 200:
-            return SendResult.sent(reply.headers.get("apns-id", ""))
+            return SendResult.sent(reply.headers.get("apns-id") or sent_id)
         reason = _reason(reply)
         return ERRORS.result(reply.status_code, reason,
                              f"apns {reply.status_code} {reason or ''}".rstrip(),
