@@ -4,7 +4,8 @@ Auth: an ES256 JWT signed with the team's .p8 key (`kid` = key id, `iss` = team 
 Apple refuses tokens older than an hour and throttles new ones issued more often than every
 20 minutes, so one token is shared by every thread and replaced after 50 minutes, or once
 when APNs calls it expired/invalid (then the request is repeated: APNs refused it, so
-nothing is doubled). All sends share one HTTP/2 connection (APNs' recommended use).
+nothing is doubled). All sends share one HTTP/2 connection (as Apple recommends), driven by
+one event loop for every sender thread.
 
 Headers: `apns-topic` is the bundle id, `apns-collapse-id` the parcel's collapse key (a
 newer status replaces the older one), `apns-priority` 10 only for urgent notices,
@@ -15,13 +16,14 @@ Crash reconciliation: APNs keeps no queryable record, so `reconcile` returns Non
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import httpx
@@ -91,10 +93,33 @@ def load_signing_key(path: str) -> ec.EllipticCurvePrivateKey:
     return key
 
 
-def make_client(timeout: float = 10.0) -> httpx.Client:
+def make_client(timeout: float = 10.0) -> httpx.AsyncClient:
     """An HTTP/2-only client: ALPN h2 over TLS in production; over http:// (loopback fakes)
     HTTP/2 with prior knowledge."""
-    return httpx.Client(http1=False, http2=True, timeout=timeout, follow_redirects=False)
+    return httpx.AsyncClient(http1=False, http2=True, timeout=timeout, follow_redirects=False)
+
+
+class _EventLoopThread:
+    """An asyncio loop on a daemon thread that runs every request of one adapter.
+
+    httpx's *sync* HTTP/2 connection is not safe to share between threads (stream ids are
+    taken and their HEADERS written without one lock, so two threads can send them out of
+    order and the server ends the connection). Inside one event loop the async connection
+    multiplexes the streams of all sender threads correctly.
+    """
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, name="apns-http2", daemon=True).start()
+
+    def run(self, call: Coroutine[Any, Any, httpx.Response], timeout: float) -> httpx.Response:
+        """The call's result, waited for from a sender thread."""
+        future = asyncio.run_coroutine_threadsafe(call, self.loop)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise
 
 
 def collapse_id(key: str) -> str:
@@ -116,7 +141,7 @@ class ApnsAdapter:
     authoritative_reconcile = False
 
     def __init__(self, signing_key: ec.EllipticCurvePrivateKey, key_id: str, team_id: str,
-                 client: httpx.Client, base_url: str = DEFAULT_BASE_URL,
+                 client: httpx.AsyncClient, base_url: str = DEFAULT_BASE_URL,
                  default_ttl: int = 86400, clock: Callable[[], float] = time.time) -> None:
         if not key_id or not team_id:
             raise ConfigurationError("apns: HUB_APNS_KEY_ID and HUB_APNS_TEAM_ID")
@@ -127,6 +152,11 @@ class ApnsAdapter:
         self.clock = clock
         self._token: tuple[float, str] | None = None
         self._lock = threading.Lock()
+        self._loop = _EventLoopThread()
+        phases = client.timeout
+        # a last guard only: httpx's own connect/write/read timeouts end a call first
+        self._call_timeout = sum(t or 0.0 for t in (phases.connect, phases.write, phases.read,
+                                                    phases.pool)) + 1.0
 
     @classmethod
     def from_key_file(cls, path: str, key_id: str, team_id: str,
@@ -191,11 +221,14 @@ class ApnsAdapter:
         token: str | None = None
         for _ in range(2):  # the second round only with a fresh provider token
             token = self.provider_token(rejected=token)
+            call = self.client.post(url, content=payload,
+                                    headers={**headers, "authorization": f"bearer {token}"})
             try:
-                reply = self.client.post(url, content=payload, headers={
-                    **headers, "authorization": f"bearer {token}"})
+                reply = self._loop.run(call, self._call_timeout)
             except httpx.HTTPError as exc:
                 return unreachable("apns", exc)
+            except TimeoutError:  # the request may be out: an unknown outcome
+                return SendResult.transient("apns: no answer, timed out")
             if reply.status_code != 403 or _reason(reply) not in _TOKEN_REASONS:
                 break
         return self._result(reply, headers["apns-id"])

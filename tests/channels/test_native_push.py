@@ -257,7 +257,8 @@ def test_apns_64_threads_share_one_connection_and_one_token(fake_apns, tmp_path)
     with ThreadPoolExecutor(64) as pool:
         results = list(pool.map(
             lambda i: adapter.send(app_push(IOS_TOKEN, f"e{i}", platform="ios")), range(64)))
-    assert all(r.ok for r in results), fake_apns.rejections
+    assert all(r.ok for r in results), ([r.error for r in results if not r.ok],
+                                        fake_apns.rejections)
     assert len(fake_apns.pushed) == 64 and len({p.headers["apns-id"] for p in fake_apns.pushed}) == 64
     assert fake_apns.connections == 1 and len(fake_apns.provider_tokens) == 1
 
