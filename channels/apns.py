@@ -94,8 +94,8 @@ def load_signing_key(path: str) -> ec.EllipticCurvePrivateKey:
 
 
 def make_client(timeout: float = 10.0) -> httpx.AsyncClient:
-    """An HTTP/2-only client: ALPN h2 over TLS in production; over http:// (loopback fakes)
-    HTTP/2 with prior knowledge."""
+    """An HTTP/2-only client (TLS with ALPN h2, all APNs accepts); it trusts certifi's CAs,
+    or SSL_CERT_FILE when set (a TLS-inspecting proxy, the loopback fake)."""
     return httpx.AsyncClient(http1=False, http2=True, timeout=timeout, follow_redirects=False)
 
 

@@ -54,8 +54,9 @@ def fake_fcm(fcm_server):
 
 
 @pytest.fixture
-def fake_apns():
-    with FakeApns() as fake:
+def fake_apns(tmp_path, monkeypatch):
+    with FakeApns(tmp_path) as fake:
+        monkeypatch.setenv("SSL_CERT_FILE", str(fake.cert))  # trust its throwaway certificate
         yield fake
 
 

@@ -1,9 +1,9 @@
 """The Apple Push Notification service's provider API over real HTTP/2 (the `h2` library).
 
-Cleartext HTTP/2 with prior knowledge on loopback: APNs itself only speaks TLS (ALPN h2),
-but the framing, headers, streams and JSON answers are the same, and the adapter's client
-is HTTP/2-only either way. Each connection gets a reader thread; each request stream is
-answered on its own thread, so a slow answer does not hold the others (as on APNs).
+TLS with ALPN `h2` only, like APNs, on loopback with a throwaway certificate (`cert`: point
+SSL_CERT_FILE at it so the adapter's client trusts it). Each connection gets a reader
+thread; each request stream is answered on its own thread, so a slow answer does not hold
+the others (as on APNs).
 
 Checks as APNs does: the provider JWT (ES256 signature against the team's public key,
 `kid`, `iss`, `iat` not older than an hour), the :path, method and apns-* headers, the
@@ -15,11 +15,14 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import select
 import socket
+import ssl
 import threading
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import h2.config
@@ -29,6 +32,8 @@ import h2.exceptions
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+
+from tests.fakes.smtp import self_signed
 
 _PATH = re.compile(r"^/3/device/([0-9a-fA-F]{64,200})$")
 _PUSH_TYPES = {"alert", "background", "location", "voip", "complication", "fileprovider",
@@ -51,7 +56,7 @@ class Scripted:
 
 
 class FakeApns:
-    def __init__(self, team_id: str = "TEAM123456", key_id: str = "KEY1234567",
+    def __init__(self, directory: Path, team_id: str = "TEAM123456", key_id: str = "KEY1234567",
                  topics: tuple[str, ...] = ("pl.parcelhub.app",)) -> None:
         self.team_id, self.key_id, self.topics = team_id, key_id, set(topics)
         self.key = ec.generate_private_key(ec.SECP256R1())
@@ -63,10 +68,14 @@ class FakeApns:
         self.scripted: dict[str, Scripted] = {}
         self.connections = 0
         self._lock = threading.Lock()
+        self.cert, key = self_signed(directory)
+        self.tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.tls.load_cert_chain(self.cert, key)
+        self.tls.set_alpn_protocols(["h2"])
         self._sock = socket.create_server(("127.0.0.1", 0))
         self.port = self._sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._open: list[socket.socket] = []
+        self.url = f"https://127.0.0.1:{self.port}"
+        self._open: list[ssl.SSLSocket] = []
         self._thread = threading.Thread(target=self._accept, daemon=True)
 
     def p8(self) -> bytes:
@@ -102,10 +111,21 @@ class FakeApns:
                 conn, _ = self._sock.accept()
             except OSError:
                 return
-            with self._lock:
-                self.connections += 1
-                self._open.append(conn)
-            threading.Thread(target=_Connection(self, conn).run, daemon=True).start()
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            tls = self.tls.wrap_socket(conn, server_side=True)
+        except OSError:
+            conn.close()
+            return
+        if tls.selected_alpn_protocol() != "h2":
+            tls.close()  # APNs speaks HTTP/2 only
+            return
+        with self._lock:
+            self.connections += 1
+            self._open.append(tls)
+        _Connection(self, tls).run()
 
     def answer(self, path: str, headers: dict[str, str], body: bytes
                ) -> tuple[int, dict[str, str], bytes]:
@@ -186,7 +206,7 @@ class FakeApns:
 class _Connection:
     """One client connection: the reader loop, and one responder thread per stream."""
 
-    def __init__(self, fake: FakeApns, sock: socket.socket) -> None:
+    def __init__(self, fake: FakeApns, sock: ssl.SSLSocket) -> None:
         self.fake, self.sock = fake, sock
         self.h2 = h2.connection.H2Connection(
             h2.config.H2Configuration(client_side=False, header_encoding="utf-8"))
@@ -194,20 +214,36 @@ class _Connection:
         self.streams: dict[int, tuple[dict[str, str], bytearray]] = {}
 
     def run(self) -> None:
-        with self.lock:
-            self.h2.initiate_connection()
-            self.sock.sendall(self.h2.data_to_send())
         try:
-            while data := self.sock.recv(65535):
-                with self.lock:
-                    events = self.h2.receive_data(data)
-                    for event in events:
-                        self._on(event)
-                    self.sock.sendall(self.h2.data_to_send())
+            with self.lock:
+                self.h2.initiate_connection()
+                self.sock.sendall(self.h2.data_to_send())
+            while self._read():
+                pass
         except (OSError, h2.exceptions.ProtocolError):
             pass
         finally:
             self.sock.close()
+
+    def _read(self) -> bool:
+        """One read, under the lock that the responders write under: one TLS object must not
+        be read and written by two threads at once. Waits outside the lock."""
+        if not self.sock.pending():
+            select.select([self.sock], [], [], 0.5)
+        with self.lock:
+            self.sock.settimeout(0.01)
+            try:
+                data = self.sock.recv(65535)
+            except (TimeoutError, ssl.SSLWantReadError):
+                return True  # nothing yet (or half a TLS record)
+            finally:
+                self.sock.settimeout(None)
+            if not data:
+                return False
+            for event in self.h2.receive_data(data):
+                self._on(event)
+            self.sock.sendall(self.h2.data_to_send())
+        return True
 
     def _on(self, event: h2.events.Event) -> None:
         if isinstance(event, h2.events.RequestReceived):
