@@ -181,11 +181,11 @@ class FcmAdapter:
                 return unreachable("fcm", exc)
             if reply.status_code != 401:
                 break
-        return self._result(reply)
+        return self._result(reply, message.idempotency_key)
 
-    def _result(self, reply: httpx.Response) -> SendResult:
+    def _result(self, reply: httpx.Response, key: str) -> SendResult:
         if reply.status_code == 200:
-            return SendResult.sent(str(_json(reply).get("name") or ""))
+            return SendResult.sent(str(_json(reply).get("name") or f"fcm:{key}"))
         code = fcm_error_code(_json(reply))
         retry_after = parse_retry_after(reply.headers.get("Retry-After"))
         if code == "QUOTA_EXCEEDED" and retry_after is None:

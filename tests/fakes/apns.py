@@ -49,6 +49,8 @@ class Pushed:
 
 @dataclass
 class Scripted:
+    """What to answer a device token with (status 200: success, after `delay` seconds)."""
+
     status: int
     reason: str | None = None
     headers: dict[str, str] | None = None
@@ -135,7 +137,8 @@ class FakeApns:
         scripted = None if status else self.scripted.get(path.rsplit("/", 1)[-1])
         if scripted is not None:
             time.sleep(scripted.delay)
-            status, reason = scripted.status, scripted.reason
+            if scripted.status != 200:
+                status, reason = scripted.status, scripted.reason
         if not status:
             with self._lock:
                 self.pushed.append(Pushed(path.rsplit("/", 1)[-1], headers, json.loads(body)))
