@@ -110,21 +110,27 @@ def test_fcm_message_format_collapse_and_priority(fake_fcm, tmp_path):
     assert fake_fcm.messages[0]["headers"]["authorization"].startswith("Bearer ya29.")
 
 
+def send_from_threads(adapter, keys: range, **meta: object) -> None:
+    token = IOS_TOKEN if meta.get("platform") == "ios" else FCM_TOKEN
+    with ThreadPoolExecutor(64) as pool:
+        results = list(pool.map(lambda i: adapter.send(app_push(token, f"e{i}", **meta)), keys))
+    assert all(r.ok for r in results), [r.error for r in results if not r.ok]
+
+
 def test_fcm_access_token_shared_by_threads_and_refreshed(fake_fcm, tmp_path):
     adapter = fcm(fake_fcm, tmp_path)
-    with ThreadPoolExecutor(64) as pool:
-        results = list(pool.map(lambda i: adapter.send(app_push(FCM_TOKEN, f"e{i}")),
-                                range(64)))
-    assert all(r.ok for r in results) and len(fake_fcm.messages) == 64
-    assert fake_fcm.token_requests == 1
-    # revoked early (401): one refresh, the message sent once more, once
+    send_from_threads(adapter, range(64))
+    assert len(fake_fcm.messages) == 64 and fake_fcm.token_requests == 1
+    # revoked early: the threads' 401s cause one refresh; each refused message is sent again
     fake_fcm.expires_in = 226  # google-auth treats the last 225 s as stale
     fake_fcm.revoke_tokens()
-    assert adapter.send(app_push(FCM_TOKEN, "after-revoke")).ok
-    assert fake_fcm.token_requests == 2 and len(fake_fcm.messages) == 65
+    send_from_threads(adapter, range(64, 128))
+    assert fake_fcm.token_requests == 2 and len(fake_fcm.messages) == 128
+    assert {m["body"]["message"]["data"]["hub_key"] for m in fake_fcm.messages} == {
+        f"e{i}" for i in range(128)}
     time.sleep(1.2)  # now inside the refresh margin: a new token before sending
     assert adapter.send(app_push(FCM_TOKEN, "after-expiry")).ok
-    assert fake_fcm.token_requests == 3 and len(fake_fcm.rejections) == 1
+    assert fake_fcm.token_requests == 3
 
 
 @pytest.mark.parametrize(("status", "code", "headers", "error_class", "deactivate", "retry"), [
@@ -255,13 +261,13 @@ def test_apns_provider_token_cached_50_minutes_and_renewed_once_when_expired(
 
 def test_apns_64_threads_share_one_connection_and_one_token(fake_apns, tmp_path):
     adapter = apns(fake_apns, tmp_path)
-    with ThreadPoolExecutor(64) as pool:
-        results = list(pool.map(
-            lambda i: adapter.send(app_push(IOS_TOKEN, f"e{i}", platform="ios")), range(64)))
-    assert all(r.ok for r in results), ([r.error for r in results if not r.ok],
-                                        fake_apns.rejections)
-    assert len(fake_apns.pushed) == 64 and len({p.headers["apns-id"] for p in fake_apns.pushed}) == 64
+    send_from_threads(adapter, range(64), platform="ios")
+    assert len({p.headers["apns-id"] for p in fake_apns.pushed}) == 64
     assert fake_apns.connections == 1 and len(fake_apns.provider_tokens) == 1
+    fake_apns.expire_seen_tokens()  # every thread is refused: still only one new JWT
+    send_from_threads(adapter, range(64, 128), platform="ios")
+    assert len(fake_apns.pushed) == 128 and len(fake_apns.provider_tokens) == 2
+    assert fake_apns.connections == 1
 
 
 def test_apns_lost_reply_is_unknown_refused_connect_is_not(fake_apns, tmp_path):

@@ -39,6 +39,9 @@ _FIELDS = {  # what the proto accepts (a subset of FCM's; anything else is an un
 class FakeFcm(FakeServer):
     def __init__(self, project_id: str = "parcel-hub-test") -> None:
         super().__init__()
+        # 64 sender threads connect at once; the server's default backlog (5) would reset
+        # some of them, which Google's front ends do not
+        self.httpd.socket.listen(128)
         self.project_id = project_id
         self.client_email = f"hub-sender@{project_id}.iam.gserviceaccount.com"
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
