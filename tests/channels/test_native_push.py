@@ -122,15 +122,17 @@ def test_fcm_access_token_shared_by_threads_and_refreshed(fake_fcm, tmp_path):
     send_from_threads(adapter, range(64))
     assert len(fake_fcm.messages) == 64 and fake_fcm.token_requests == 1
     # revoked early: the threads' 401s cause one refresh; each refused message is sent again
-    fake_fcm.expires_in = 226  # google-auth treats the last 225 s as stale
     fake_fcm.revoke_tokens()
     send_from_threads(adapter, range(64, 128))
     assert fake_fcm.token_requests == 2 and len(fake_fcm.messages) == 128
     assert {m["body"]["message"]["data"]["hub_key"] for m in fake_fcm.messages} == {
         f"e{i}" for i in range(128)}
+    fake_fcm.expires_in = 226  # google-auth treats the last 225 s as stale: ~1 s of life
+    fake_fcm.revoke_tokens()
+    assert adapter.send(app_push(FCM_TOKEN, "short-lived")).ok
     time.sleep(1.2)  # now inside the refresh margin: a new token before sending
     assert adapter.send(app_push(FCM_TOKEN, "after-expiry")).ok
-    assert fake_fcm.token_requests == 3
+    assert fake_fcm.token_requests == 4
 
 
 @pytest.mark.parametrize(("status", "code", "headers", "error_class", "deactivate", "retry"), [
@@ -162,9 +164,9 @@ def test_fcm_unregistered_and_invalid_argument_from_the_fake(fake_fcm, tmp_path)
 
 def test_fcm_lost_reply_is_unknown_but_refused_connect_and_bad_credentials_are_not(
         fake_fcm, tmp_path):
-    adapter = fcm(fake_fcm, tmp_path, timeout=0.5)
+    adapter = fcm(fake_fcm, tmp_path, timeout=1.0)
     assert adapter.send(app_push("warm-up")).ok
-    fake_fcm.script(FCM_TOKEN, 200, "", hang=1.5)
+    fake_fcm.script(FCM_TOKEN, 200, hang=2.5)
     lost = adapter.send(app_push(FCM_TOKEN))
     assert lost.error_class is ErrorClass.TRANSIENT and maybe_delivered(lost)  # → unconfirmed
     other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -271,8 +273,8 @@ def test_apns_64_threads_share_one_connection_and_one_token(fake_apns, tmp_path)
 
 
 def test_apns_lost_reply_is_unknown_refused_connect_is_not(fake_apns, tmp_path):
-    adapter = apns(fake_apns, tmp_path, timeout=0.5)
-    fake_apns.scripted[IOS_TOKEN] = Scripted(200, delay=1.5)
+    adapter = apns(fake_apns, tmp_path, timeout=1.0)
+    fake_apns.scripted[IOS_TOKEN] = Scripted(200, delay=2.5)
     lost = adapter.send(app_push(IOS_TOKEN, platform="ios"))
     assert lost.error_class is ErrorClass.TRANSIENT and maybe_delivered(lost)
     other = "b2" * 32

@@ -100,9 +100,9 @@ class FakeFcm(FakeServer):
         token = body["message"]["token"]
         fault = self.scripted.get(token)
         if fault is not None:
-            if fault.hang:
-                time.sleep(fault.hang)
-            return self._reject(json_reply(fault.status, fault.body, **fault.headers))
+            time.sleep(fault.hang)
+            if fault.status != 200:
+                return self._reject(json_reply(fault.status, fault.body, **fault.headers))
         if token in self.unregistered:
             return self._reject(_error(404, "NOT_FOUND", "Requested entity was not found.",
                                        "UNREGISTERED"))
@@ -111,9 +111,10 @@ class FakeFcm(FakeServer):
             self.messages.append({"body": body, "headers": headers, "name": name})
         return json_reply(200, {"name": name})
 
-    def script(self, token: str, status: int, error_code: str, headers: dict[str, str] | None
-               = None, hang: float = 0.0) -> None:
-        """Answer sends to `token` with this FCM error (after `hang` seconds)."""
+    def script(self, token: str, status: int, error_code: str = "",
+               headers: dict[str, str] | None = None, hang: float = 0.0) -> None:
+        """Answer sends to `token` with this FCM error after `hang` seconds (status 200:
+        a slow success)."""
         status_name = {429: "RESOURCE_EXHAUSTED", 503: "UNAVAILABLE", 500: "INTERNAL",
                        403: "PERMISSION_DENIED", 400: "INVALID_ARGUMENT"}.get(status, "UNKNOWN")
         body = _error_body(status, status_name, f"scripted {error_code}", error_code)
