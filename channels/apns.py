@@ -110,10 +110,17 @@ class _EventLoopThread:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        threading.Thread(target=self.loop.run_forever, name="apns-http2", daemon=True).start()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
 
     def run(self, call: Coroutine[Any, Any, httpx.Response], timeout: float) -> httpx.Response:
-        """The call's result, waited for from a sender thread."""
+        """The call's result, waited for from a sender thread (the loop starts on first use:
+        processes that never send, such as API-only ones, hold no thread)."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self.loop.run_forever,
+                                                name="apns-http2", daemon=True)
+                self._thread.start()
         future = asyncio.run_coroutine_threadsafe(call, self.loop)
         try:
             return future.result(timeout)
