@@ -113,7 +113,7 @@ def adapter_key(adapter: Any) -> str:
     return limit_key(str(adapter.name), sender if isinstance(sender, str) else None)
 
 
-PROVIDERS = ("twilio", "sendgrid", "smtp", "webpush", "apprise")
+PROVIDERS = ("twilio", "sendgrid", "smtp", "webpush", "apprise", "fcm", "apns")
 
 
 class RateLimitSettings(Protocol):
@@ -129,6 +129,10 @@ class RateLimitSettings(Protocol):
     def webpush_mps(self) -> float | None: ...
     @property
     def apprise_mps(self) -> float | None: ...
+    @property
+    def fcm_mps(self) -> float | None: ...
+    @property
+    def apns_mps(self) -> float | None: ...
     @property
     def rate_limit_senders(self) -> Mapping[str, float]: ...
     @property

@@ -97,6 +97,17 @@ class Settings(BaseSettings):
         default=300.0, description="Signed webhooks older than this are replays: rejected.")
     provider_timeout_seconds: float = Field(default=10.0, description="Per provider call.")
     push_ttl_seconds: int = Field(default=86400, description="How long a push may wait.")
+    # --- the carrier's app (issue 14): native push; unset = console under "fcm"/"apns" ---
+    fcm_service_account_file: str | None = Field(
+        default=None, description="Firebase service-account JSON (its project_id sends).")
+    fcm_api_base_url: str = Field(default="https://fcm.googleapis.com",
+                                  description="FCM HTTP v1 host (test fakes, proxies).")
+    apns_key_file: str | None = Field(default=None, description="APNs auth key (.p8, ES256).")
+    apns_key_id: str | None = Field(default=None, description="The .p8 key's 10-char Key ID.")
+    apns_team_id: str | None = Field(default=None, description="Apple developer Team ID.")
+    apns_base_url: str = Field(
+        default="https://api.push.apple.com", description="APNs host; the sandbox is "
+        "https://api.sandbox.push.apple.com (development builds of the app).")
     email_provider: str | None = Field(
         default=None, description="sendgrid|smtp|console; unset = sendgrid if keyed, else "
         "smtp if HUB_SMTP_URL is set, else console.")
@@ -171,6 +182,8 @@ class Settings(BaseSettings):
     smtp_mps: float | None = Field(default=None, gt=0, description="SMTP messages/s.")
     webpush_mps: float | None = Field(default=None, gt=0, description="Web push messages/s.")
     apprise_mps: float | None = Field(default=None, gt=0, description="Apprise messages/s.")
+    fcm_mps: float | None = Field(default=None, gt=0, description="FCM messages/s.")
+    apns_mps: float | None = Field(default=None, gt=0, description="APNs messages/s.")
     rate_limit_senders: dict[str, float] = Field(
         default_factory=dict, description='Per-sender overrides, JSON: {"twilio:+48500100200": 1}.')
     rate_limit_burst: int = Field(default=1, ge=1, description="Messages a bucket may send back "

@@ -1,8 +1,8 @@
 """Which provider adapter carries each logical channel, from settings.
 
-A logical channel (sms, email, push) uses its provider once that provider's credentials are
-set, otherwise the console adapter (the embedded default and the demo need no service).
-Each provider adapter is wrapped in its own circuit breaker.
+A logical channel (sms, email, push; fcm and apns for the app's devices) uses its provider
+once that provider's credentials are set, otherwise the console adapter (the embedded default
+and the demo need no service). Each provider adapter is wrapped in its own circuit breaker.
 """
 
 from __future__ import annotations
@@ -65,6 +65,25 @@ def _push(settings: Settings, classes: dict[str, Any]) -> ChannelAdapter | None:
     return adapter
 
 
+def _fcm(settings: Settings, classes: dict[str, Any]) -> ChannelAdapter | None:
+    if not settings.fcm_service_account_file:
+        return None
+    adapter: ChannelAdapter = classes["fcm"].from_service_account_file(
+        settings.fcm_service_account_file, settings.fcm_api_base_url,
+        timeout=settings.provider_timeout_seconds, default_ttl=settings.push_ttl_seconds)
+    return adapter
+
+
+def _apns(settings: Settings, classes: dict[str, Any]) -> ChannelAdapter | None:
+    if not (settings.apns_key_file and settings.apns_key_id and settings.apns_team_id):
+        return None
+    adapter: ChannelAdapter = classes["apns"].from_key_file(
+        settings.apns_key_file, settings.apns_key_id, settings.apns_team_id,
+        settings.apns_base_url, timeout=settings.provider_timeout_seconds,
+        default_ttl=settings.push_ttl_seconds)
+    return adapter
+
+
 def guard(adapter: ChannelAdapter, settings: Settings) -> ChannelAdapter:
     """The adapter behind its provider's circuit breaker."""
     policy = BreakerPolicy(settings.breaker_threshold, settings.breaker_cooldown_seconds,
@@ -78,7 +97,9 @@ def build(settings: Settings) -> dict[str, ChannelAdapter]:
     classes = adapter_classes()
     console: ChannelAdapter = classes["console"](settings.console_outbox_path)
     transports: dict[str, ChannelAdapter] = {}
-    for channel, build_one in (("sms", _sms), ("email", _email), ("push", _push)):
+    # "fcm" and "apns" are the providers behind the app_push channel, picked per device
+    for channel, build_one in (("sms", _sms), ("email", _email), ("push", _push),
+                               ("fcm", _fcm), ("apns", _apns)):
         adapter = build_one(settings, classes)
         transports[channel] = guard(adapter, settings) if adapter is not None else console
     if settings.apprise_urls:
