@@ -126,17 +126,21 @@ def mark_all(session: Session, customer_pk: int, mark: Mark, up_to: int | None) 
         scope.append(InboxItem.id <= up_to)
     changed = 0
     if mark is Mark.READ:
-        changed = session.execute(update(InboxItem).where(*scope, InboxItem.read_at.is_(None))
-                                  .values(read_at=now)).rowcount or 0
-    seen = session.execute(update(InboxItem).where(*scope, InboxItem.seen_at.is_(None))
-                           .values(seen_at=now)).rowcount or 0
-    return int(changed if mark is Mark.READ else seen)
+        changed = _rows(session.execute(update(InboxItem).where(
+            *scope, InboxItem.read_at.is_(None)).values(read_at=now)))
+    seen = _rows(session.execute(update(InboxItem).where(
+        *scope, InboxItem.seen_at.is_(None)).values(seen_at=now)))
+    return changed if mark is Mark.READ else seen
+
+
+def _rows(result: object) -> int:
+    """How many rows a DML statement touched."""
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def purge_inbox(session: Session, cutoff: datetime) -> int:
     """Retention: deletes inbox items created before `cutoff`; returns how many."""
-    return int(session.execute(delete(InboxItem).where(InboxItem.created_at < cutoff))
-               .rowcount or 0)
+    return _rows(session.execute(delete(InboxItem).where(InboxItem.created_at < cutoff)))
 
 
 def mask_token(token: str) -> str:
@@ -161,9 +165,9 @@ def export_app(session: Session, customer_pk: int) -> dict[str, list[dict[str, A
 
 def forget_app(session: Session, customer_pk: int) -> bool:
     """Erasure: deletes the customer's devices and inbox items; True if any were held."""
-    items = session.execute(delete(InboxItem).where(InboxItem.customer_pk == customer_pk))
-    devices = session.execute(delete(Device).where(Device.customer_pk == customer_pk))
-    return bool(items.rowcount or devices.rowcount)
+    items = _rows(session.execute(delete(InboxItem).where(InboxItem.customer_pk == customer_pk)))
+    devices = _rows(session.execute(delete(Device).where(Device.customer_pk == customer_pk)))
+    return bool(items or devices)
 
 
 def items_after(session: Session, customer_pk: int, after_id: int, limit: int

@@ -13,10 +13,11 @@ from fastapi.testclient import TestClient
 
 from hub.api.app import create_app
 from hub.customer_tokens import issue_token, read_token
+from hub.customers import get_customer
 from hub.keys import Scope, create_key
 from hub.runtime import HubRuntime
-from tests.hub.inbox_rows import add_item
 from tests.helpers import api_key, make_runtime
+from tests.hub.inbox_rows import add_item
 
 # What a customer token may reach, for its own customer only (method, path template).
 OWN = {("GET", "/v1/inbox/{customer_id}"), ("GET", "/v1/inbox/{customer_id}/stream"),
@@ -97,7 +98,6 @@ def test_token_dies_at_expiry_tampering_and_erasure(hub: Any) -> None:
     assert 55 <= session.expires_at - time.time() <= 60
     assert read_token(settings, token, now=time.time() + 61) is None
     with runtime.db.sessions() as store:
-        from hub.customers import get_customer
         customer = get_customer(store, "default", "c-1")
         assert customer is not None
     expired = issue_token(settings, "default", "c-1", customer.id, ttl_seconds=1)[0]

@@ -20,8 +20,10 @@ from sqlalchemy import create_engine, text
 
 import hub.api.inbox
 from hub.api.app import create_app
+from hub.customers import get_customer
 from hub.db import Database
 from hub.inbox_feed import InboxFeed
+from hub.models import Customer, InboxItem
 from hub.runtime import HubRuntime
 from tests.conftest import PG_BASE, fresh_pg_url, need_service
 from tests.helpers import api_key, free_port, make_runtime
@@ -135,12 +137,8 @@ def pg_store(tmp_path: Path) -> Iterator[HubRuntime]:
 
 @pytest.mark.postgres
 def test_a_lower_id_committed_later_is_still_delivered(pg_store: HubRuntime) -> None:
-    from hub.customers import get_customer
-    from hub.models import InboxItem
-
     runtime = pg_store
     with runtime.db.transaction() as session:
-        from hub.models import Customer
         session.add(Customer(external_id="c-1", preferences={}))
     with runtime.db.sessions() as session:
         customer = get_customer(session, "default", "c-1")
