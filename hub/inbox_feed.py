@@ -92,6 +92,8 @@ class InboxFeed:
         self._subs: dict[CustomerKey, set[Subscription]] = {}
         self._last: int | None = None
         self._gaps: dict[int, float] = {}  # id skipped over -> when first noticed
+        # Its own thread token: requests queueing for the shared pool must not delay a tick.
+        self._own = anyio.CapacityLimiter(1)
 
     @property
     def subscribers(self) -> int:
@@ -124,7 +126,7 @@ class InboxFeed:
         while True:
             try:
                 wanted = {pk for _, pk in self._subs}
-                tick = await anyio.to_thread.run_sync(self._read, wanted)
+                tick = await anyio.to_thread.run_sync(self._read, wanted, limiter=self._own)
                 self._fan_out(tick)
             except Exception:
                 log.exception("inbox_feed_error")
