@@ -122,14 +122,21 @@ class InboxFeed:
                 sub.close()
 
     async def run(self) -> None:
-        """Polls until cancelled; a failed tick is logged and retried on the next."""
+        """Polls until cancelled; a failed tick is retried on the next (logged once per
+        outage, not five times a second)."""
+        failing = False
         while True:
             try:
                 wanted = {pk for _, pk in self._subs}
                 tick = await anyio.to_thread.run_sync(self._read, wanted, limiter=self._own)
                 self._fan_out(tick)
+                if failing:
+                    log.info("inbox_feed_recovered")
+                failing = False
             except Exception:
-                log.exception("inbox_feed_error")
+                if not failing:
+                    log.exception("inbox_feed_error")
+                failing = True
             await asyncio.sleep(self.interval)
 
     def _read(self, wanted: set[int]) -> _Tick:

@@ -42,6 +42,7 @@ UpTo = Annotated[int | None, Query(ge=1, le=2**62, description="Only items up to
                                    "of them), so a message that arrived since stays unread.")]
 REPLAY_LIMIT = 100  # items a reconnecting stream catches up on; older ones: GET the inbox
 HEARTBEAT_SECONDS = 15
+SEND_TIMEOUT = 30
 
 
 class InboxItemOut(BaseModel):
@@ -221,4 +222,5 @@ async def stream(customer_id: CustomerId, request: Request, who: Caller,
         finally:
             feed.unsubscribe(sub)
 
-    return EventSourceResponse(events(), ping=HEARTBEAT_SECONDS)
+    # A client that stops reading is dropped after SEND_TIMEOUT (it resumes by Last-Event-ID).
+    return EventSourceResponse(events(), ping=HEARTBEAT_SECONDS, send_timeout=SEND_TIMEOUT)

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 
 import hub.api.inbox
 from hub.api.app import create_app
@@ -168,3 +168,34 @@ def test_a_lower_id_committed_later_is_still_delivered(pg_store: HubRuntime) -> 
 
     delivered = asyncio.run(scenario())
     assert len(delivered) == 2 and delivered[0] > delivered[1]
+
+
+def test_one_query_per_tick_however_many_streams_and_bounded_buffers(tmp_path: Path) -> None:
+    runtime = make_runtime(f"sqlite:///{tmp_path / 'hub.db'}", tmp_path)
+    with runtime.db.transaction() as session:
+        customers = [Customer(external_id=f"c-{n}", preferences={}) for n in range(3)]
+        session.add_all(customers)
+        session.flush()
+        pks = [c.id for c in customers]
+    statements: list[str] = []
+    event.listen(runtime.db._read_engine, "before_cursor_execute",
+                 lambda *args: statements.append(args[2]))
+
+    async def tick(feed: InboxFeed) -> None:
+        feed._fan_out(await asyncio.to_thread(feed._read, {pk for _, pk in feed._subs}))
+
+    async def scenario() -> None:
+        feed = InboxFeed(runtime.db, buffer=3)
+        subs = [feed.subscribe("default", pks[n % 3]) for n in range(300)]
+        await tick(feed)  # catches up with max(id)
+        statements.clear()
+        await tick(feed)
+        assert len([s for s in statements if "inbox_items" in s]) == 1
+        for n in range(4):
+            add_item(runtime.db, "c-0", f"m{n}")
+        await tick(feed)
+        assert subs[0].overflowed and len(subs[0].events) == 3  # bounded: the client resumes
+        assert not subs[1].events  # another customer's stream heard nothing
+
+    asyncio.run(scenario())
+    runtime.db.dispose()
