@@ -204,7 +204,9 @@ async def stream(customer_id: CustomerId, request: Request, who: Caller,
     deadline = who.customer.expires_at if who.customer is not None else None
 
     async def events() -> AsyncIterator[ServerSentEvent]:
-        sent = max((item["id"] for item in replay), default=last_event_id or 0)
+        # Only the replay can overlap what the feed brings (the feed hands each id out once,
+        # though on PostgreSQL not always in id order, so no "newest sent" filter here).
+        replayed = {item["id"] for item in replay}
         try:
             for item in replay:
                 yield _message(item)
@@ -216,8 +218,7 @@ async def stream(customer_id: CustomerId, request: Request, who: Caller,
                 for event in await sub.next_batch(left):
                     if event.item_id is None:
                         yield _unread(event.data["unread_count"])
-                    elif event.item_id > sent:
-                        sent = event.item_id
+                    elif event.item_id not in replayed:
                         yield _message(event.data)
         finally:
             feed.unsubscribe(sub)
