@@ -168,15 +168,16 @@ def migrate() -> None:
 
 @app.command()
 def purge() -> None:
-    """Clear rendered message bodies and event payloads older than HUB_RETENTION_DAYS."""
+    """Clear message bodies and event payloads and delete inbox items older than
+    HUB_RETENTION_DAYS."""
     from hub.gdpr import purge_expired
     from hub.runtime import HubRuntime
 
     settings = get_settings()
     runtime = HubRuntime.build(settings)
     report = purge_expired(runtime.db, settings)
-    typer.echo(f"purged {report.bodies} message bodies and {report.payloads} event payloads "
-               f"older than {report.cutoff:%Y-%m-%d %H:%M} UTC")
+    typer.echo(f"purged {report.bodies} message bodies, {report.payloads} event payloads and "
+               f"{report.inbox_items} inbox items older than {report.cutoff:%Y-%m-%d %H:%M} UTC")
     runtime.db.dispose()
 
 

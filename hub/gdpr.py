@@ -1,5 +1,5 @@
 """GDPR: export everything held about a customer, erase it (leaving only a tombstone), and
-purge rendered bodies and event payloads past the retention period."""
+purge rendered bodies, event payloads and inbox items past the retention period."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from hub.customers import (
 )
 from hub.db import Database, utcnow
 from hub.feedback import export_feedback, forget_feedback
+from hub.inbox import export_app, forget_app, purge_inbox
 from hub.logs import get_logger
 from hub.models import (
     ConsentRecord,
@@ -117,6 +118,7 @@ def export_customer(session: Session, tenant: str, key: str, external_id: str
                 FollowupTimer.customer_key == customer_key(key, tenant, external_id)))
         ],
         "feedback": export_feedback(session, customer_key(key, tenant, external_id)),
+        **export_app(session, customer.id),  # the carrier's app: devices, inbox items
     }
 
 
@@ -184,6 +186,7 @@ def erase_customer(session: Session, tenant: str, key: str, external_id: str) ->
         session.flush()
         session.execute(delete(PushSubscriptionRow)
                         .where(PushSubscriptionRow.customer_pk == customer.id))
+        forget_app(session, customer.id)  # app devices and inbox items
     if session.scalar(select(CustomerTombstone.id).where(
             CustomerTombstone.tenant == tenant, CustomerTombstone.digest == digest)) is None:
         session.add(CustomerTombstone(tenant=tenant, digest=digest))
@@ -306,12 +309,13 @@ class PurgeReport:
     bodies: int
     payloads: int
     digest_holds: int = 0
+    inbox_items: int = 0
 
 
 def purge_expired(db: Database, settings: Settings, now: datetime | None = None) -> PurgeReport:
     """Clears rendered bodies and event payloads older than `retention_days` (events still
     waiting for the worker, or with follow-up timers still to fire, keep theirs) and
-    deletes settled follow-up timers as old."""
+    deletes settled follow-up timers and in-app inbox items as old."""
     cutoff = (now or utcnow()) - timedelta(days=settings.retention_days)
     waiting = exists().where(OutboxJob.event_pk == Event.id, OutboxJob.state == "pending")
     timers = exists().where(FollowupTimer.trigger_event_pk == Event.id,
@@ -330,9 +334,10 @@ def purge_expired(db: Database, settings: Settings, now: datetime | None = None)
         session.execute(delete(FollowupTimer).where(FollowupTimer.state != "scheduled",
                                                     FollowupTimer.updated_at < cutoff))
         holds = purge_digest_holds(session, cutoff)
-    report = PurgeReport(cutoff, bodies or 0, payloads or 0, holds)
+        inbox = purge_inbox(session, cutoff)
+    report = PurgeReport(cutoff, bodies or 0, payloads or 0, holds, inbox)
     log.info("retention_purge", cutoff=cutoff.isoformat(), bodies=report.bodies,
-             payloads=report.payloads, digest_holds=holds)
+             payloads=report.payloads, digest_holds=holds, inbox_items=inbox)
     return report
 
 

@@ -15,6 +15,7 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 
+from hub.customer_tokens import CustomerSession
 from hub.db import Database, utcnow
 from hub.models import DEFAULT_TENANT, ApiKey
 
@@ -33,12 +34,16 @@ class Scope(enum.StrEnum):
 @dataclass(frozen=True, slots=True)
 class Principal:
     """Who is calling: the key's tenant and producer and what it may do (`admin` implies
-    every scope). Handlers take the tenant from here, never from a request body."""
+    every scope). Handlers take the tenant from here, never from a request body.
+
+    A customer's own app calling with a session token is a principal without a key or
+    scopes (`allows` is always False) that carries the verified `customer` session."""
 
     key_id: str
     producer: str
     scopes: frozenset[str]
     tenant: str = DEFAULT_TENANT
+    customer: CustomerSession | None = None
 
     def allows(self, scope: Scope) -> bool:
         """True when the key holds `scope` (or `admin`)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,8 +12,10 @@ from fastapi import FastAPI
 from hub import __version__
 from hub.api import (
     channels,
+    customer_sessions,
     events,
     feedback,
+    inbox,
     ops,
     preferences,
     problems,
@@ -20,21 +24,29 @@ from hub.api import (
 )
 from hub.api.guard import InputGuard
 from hub.api.limits import BodySizeLimit
+from hub.inbox_feed import InboxFeed
 from hub.logs import configure
 from hub.runtime import HubRuntime
 from hub.settings import get_settings, refuse_dev_secret
 
 
 def create_app(runtime: HubRuntime, embedded_worker: bool = False) -> FastAPI:
-    """The API bound to a runtime; with `embedded_worker` it also runs the worker thread."""
+    """The API bound to a runtime; with `embedded_worker` it also runs the worker thread.
+    Either way it runs the poller that feeds the inbox streams of this process."""
+    feed = InboxFeed(runtime.db)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if embedded_worker:
             runtime.start_worker()
+        poller = asyncio.create_task(feed.run())
         try:
             yield
         finally:
+            feed.close_all()
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
             runtime.stop()
 
     app = FastAPI(
@@ -45,6 +57,7 @@ def create_app(runtime: HubRuntime, embedded_worker: bool = False) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    app.state.inbox_feed = feed
     problems.install(app)
     app.include_router(events.router)
     app.include_router(ops.router)
@@ -53,6 +66,8 @@ def create_app(runtime: HubRuntime, embedded_worker: bool = False) -> FastAPI:
     app.include_router(channels.router)
     app.include_router(feedback.router)  # issue 15: /f/<token>, GET /v1/feedback
     app.include_router(webhook_endpoints.router)  # issue 15: outgoing webhooks
+    app.include_router(inbox.router)  # issue 14: the app's inbox and its live stream
+    app.include_router(customer_sessions.router)  # issue 14: customer session tokens
     problems.declare_problems(app)
     app.add_middleware(InputGuard)  # inside the size limit, which bounds what it buffers
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)

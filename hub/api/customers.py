@@ -11,9 +11,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from channels.push_endpoints import PushEndpointError, check_subscription
-from hub.api.auth import require
+from hub.api.auth import require, require_own
 from hub.api.problems import Problem
 from hub.consents import ClaimedTime, record_consent
+from hub.customer_tokens import CustomerScope
 from hub.customers import (
     EndpointTaken,
     active_push_subscriptions,
@@ -51,6 +52,9 @@ from preferences import (
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 Writer = Annotated[Principal, Depends(require(Scope.CUSTOMERS_WRITE))]
+# The customer's own app (session token) may use these too: preferences and consents.
+SelfService = Annotated[Principal, Depends(require_own(Scope.CUSTOMERS_WRITE,
+                                                       CustomerScope.PREFERENCES))]
 CustomerId = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[\w.:@+-]+$")]
 Channel = Literal["sms", "email", "push"]
 CategoryName = Literal["transactional", "loyalty", "marketing", "feedback"]
@@ -240,7 +244,7 @@ def export_route(customer_id: CustomerId, request: Request, who: Writer) -> dict
 
 
 @router.get("/{customer_id}/preferences")
-def get_preferences(customer_id: CustomerId, request: Request, who: Writer
+def get_preferences(customer_id: CustomerId, request: Request, who: SelfService
                     ) -> dict[str, Any]:
     """Channels per category, opt-outs, quiet hours, frequency, language and tone."""
     with _reader(request) as session:
@@ -256,7 +260,7 @@ def preferences_json(customer: Customer) -> dict[str, Any]:
 
 @router.put("/{customer_id}/preferences")
 def put_preferences(customer_id: CustomerId, body: PreferencesIn, request: Request,
-                    who: Writer) -> dict[str, Any]:
+                    who: SelfService) -> dict[str, Any]:
     """Replaces the preferences (left-out categories get the defaults)."""
     for category, order in body.channels.items():
         if len(set(order)) != len(order):
@@ -283,7 +287,7 @@ def put_preferences(customer_id: CustomerId, body: PreferencesIn, request: Reque
 
 
 @router.get("/{customer_id}/consents")
-def get_consents(customer_id: CustomerId, request: Request, who: Writer) -> dict[str, Any]:
+def get_consents(customer_id: CustomerId, request: Request, who: SelfService) -> dict[str, Any]:
     """The full ledger history and the current state derived from it."""
     with _reader(request) as session:
         _existing(session, request, who, customer_id)
@@ -292,9 +296,15 @@ def get_consents(customer_id: CustomerId, request: Request, who: Writer) -> dict
 
 
 @router.post("/{customer_id}/consents", status_code=201)
-def post_consent(customer_id: CustomerId, body: ConsentIn, request: Request, who: Writer
+def post_consent(customer_id: CustomerId, body: ConsentIn, request: Request, who: SelfService
                  ) -> dict[str, Any]:
-    """Appends a grant or withdrawal to the ledger (rows are never changed afterwards)."""
+    """Appends a grant or withdrawal to the ledger (rows are never changed afterwards). The
+    customer's own app (session token) records only what the customer chose there."""
+    if who.customer is not None and body.source is not ConsentSource.PREFERENCE_CENTER:
+        raise Problem(422, "validation", "source: a customer token records only "
+                      "'preference_center' consents", errors=[
+                          {"path": "source", "message": "must be preference_center",
+                           "code": "customer-token"}])
     with _session(request) as session:
         _existing(session, request, who, customer_id)
         row = record_consent(session, customer_id, body.purpose, body.channel, body.action,

@@ -127,11 +127,13 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 _ALWAYS = {400: "Malformed or unstorable input (bad JSON, NUL, lone surrogate, too deep)",
            413: "Request body too large", 422: "Validation failed",
            500: "Internal server error (logged)", 503: "Store unavailable; nothing written"}
-_AUTHENTICATED = {401: "No valid API key", 403: "The key lacks the required scope"}
+_AUTHENTICATED = {401: "No valid API key", 403: "The key lacks the required scope (or a "
+                  "customer token was used outside its customer's inbox and preferences)"}
 _WITH_PATH_ID = {404: "No such resource"}
 # Route families with answers of their own (matched by path prefix).
 _BY_PREFIX = {
     "/v1/customers/{": {410: "The customer was erased on request"},
+    "/v1/inbox/{": {410: "The customer was erased on request"},
     "/v1/webhooks/": {401: "Signature missing", 403: "Signature wrong or replayed",
                       404: "This provider is not configured"},
     "/v1/push/vapid-public-key": {404: "Web Push is not configured"},

@@ -85,7 +85,9 @@ def test_whole_api_never_fails_and_keeps_its_schema(tmp_path: Path) -> None:
     statuses: Counter[int] = Counter()
     per_mode: Counter[str] = Counter()
     failures: list[str] = []
-    operations = [result.ok() for result in schema.get_all_operations()]
+    # The inbox's SSE stream never ends by itself (it has its own tests: tests/hub/test_inbox_stream.py)
+    operations = [op for op in (result.ok() for result in schema.get_all_operations())
+                  if not op.path.endswith("/stream")]
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             _run_operation(operation, mode, tokens, statuses, per_mode, failures)

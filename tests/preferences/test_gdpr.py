@@ -175,7 +175,7 @@ def test_hub_purge_command_and_worker_daily_purge(runtime: HubRuntime, monkeypat
     finally:
         get_settings.cache_clear()
     assert result.exit_code == 0, result.output
-    assert "purged 0 message bodies and 0 event payloads" in result.output
+    assert "purged 0 message bodies, 0 event payloads and 0 inbox items" in result.output
     purge = Worker(runtime.db, runtime.pipeline, runtime.settings).daily_purge
     assert purge.run_if_due() is not None
     assert purge.run_if_due() is None  # at most once a day
