@@ -218,8 +218,11 @@ class InboxItem(Base):
     inbox channel's send exactly-once like a provider's."""
 
     __tablename__ = "inbox_items"
+    # AUTOINCREMENT on SQLite: an id is never reused after an erasure deleted the newest
+    # row, so the live stream (which follows ids upwards) misses nothing.
     __table_args__ = (Index("ix_inbox_items_customer", "customer_pk", "id"),
-                      Index("ix_inbox_items_tenant_created", "tenant", "created_at"))
+                      Index("ix_inbox_items_tenant_created", "tenant", "created_at"),
+                      {"sqlite_autoincrement": True})
     id: Mapped[int] = mapped_column(primary_key=True)
     tenant: Mapped[str] = _tenant()
     customer_pk: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))

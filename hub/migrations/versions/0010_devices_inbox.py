@@ -66,6 +66,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["customer_pk"], ["customers.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("idempotency_key"),
+        sqlite_autoincrement=True,  # ids never reused: the live stream follows them upwards
     )
     op.create_index("ix_inbox_items_customer", "inbox_items", ["customer_pk", "id"])
     op.create_index("ix_inbox_items_tenant_created", "inbox_items", ["tenant", "created_at"])
