@@ -8,6 +8,7 @@ from preferences.consent import ConsentAction, ConsentState
 from preferences.model import (
     CHANNELS,
     CONSENT_CATEGORIES,
+    COPY_CHANNELS,
     FALLBACK_LOCALES,
     OPT_OUT_CATEGORIES,
     SUPPORTED_LOCALES,
@@ -30,9 +31,12 @@ def locale_chain(locale: str) -> tuple[str, ...]:
 
 
 def channel_order(category: str, preferences: Preferences) -> tuple[str, ...]:
-    """The customer's channels for the category first, then every other channel (to explain)."""
+    """The customer's channels for the category first, then every other channel (to explain);
+    copy channels (the inbox) last, since their place in the order means nothing."""
     chosen = tuple(c for c in preferences.order_for(category) if c in CHANNELS)
-    return tuple(dict.fromkeys([*chosen, *CHANNELS]))
+    ordered = tuple(dict.fromkeys([*chosen, *CHANNELS]))
+    return (*(c for c in ordered if c not in COPY_CHANNELS),
+            *(c for c in ordered if c in COPY_CHANNELS))
 
 
 def resolve(
