@@ -21,6 +21,7 @@ from hub.customers import (
     tombstone_digest,
 )
 from hub.db import Database, utcnow
+from hub.devices import device_json, devices_of
 from hub.feedback import export_feedback, forget_feedback
 from hub.logs import get_logger
 from hub.models import (
@@ -28,6 +29,7 @@ from hub.models import (
     Customer,
     CustomerTombstone,
     Decision,
+    Device,
     Event,
     FollowupTimer,
     Notification,
@@ -90,6 +92,8 @@ def export_customer(session: Session, tenant: str, key: str, external_id: str
                  "active": s.active, "deactivated_reason": s.deactivated_reason,
                  "created_at": s.created_at.isoformat()} for s in subs
             ],
+            # the carrier's app installations, with their full push tokens
+            "devices": [device_json(d, full_token=True) for d in devices_of(session, customer)],
         },
         "preferences": {**preferences_to_json(preferences_from_json(customer.preferences)),
                         "throttling": (customer.preferences or {}).get("throttling")},
@@ -180,10 +184,13 @@ def erase_customer(session: Session, tenant: str, key: str, external_id: str) ->
     if customer is not None:
         endpoints = set(session.scalars(select(PushSubscriptionRow.endpoint).where(
             PushSubscriptionRow.customer_pk == customer.id)))
+        endpoints |= set(session.scalars(select(Device.token).where(  # app push tokens
+            Device.customer_pk == customer.id)))
         session.delete(customer)  # first: waits for a send holding the row (PostgreSQL)
         session.flush()
         session.execute(delete(PushSubscriptionRow)
                         .where(PushSubscriptionRow.customer_pk == customer.id))
+        session.execute(delete(Device).where(Device.customer_pk == customer.id))
     if session.scalar(select(CustomerTombstone.id).where(
             CustomerTombstone.tenant == tenant, CustomerTombstone.digest == digest)) is None:
         session.add(CustomerTombstone(tenant=tenant, digest=digest))

@@ -1,6 +1,6 @@
 """Which provider adapter carries each logical channel, from settings.
 
-A logical channel (sms, email, push) uses its provider once that provider's credentials are
+A logical channel (sms, email, push, app_push) uses its provider once that provider's credentials are
 set, otherwise the console adapter (the embedded default and the demo need no service).
 Each provider adapter is wrapped in its own circuit breaker.
 """
@@ -81,6 +81,10 @@ def build(settings: Settings) -> dict[str, ChannelAdapter]:
     for channel, build_one in (("sms", _sms), ("email", _email), ("push", _push)):
         adapter = build_one(settings, classes)
         transports[channel] = guard(adapter, settings) if adapter is not None else console
+    # The carrier's app (logical channel app_push): one adapter per platform, "fcm" for
+    # Android and "apns" for iOS, picked per device by the engine.
+    for provider in ("fcm", "apns"):
+        transports[provider] = console
     if settings.apprise_urls:
         transports["apprise"] = guard(classes["apprise"](settings.apprise_urls), settings)
     return transports

@@ -52,7 +52,7 @@ from preferences import (
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 Writer = Annotated[Principal, Depends(require(Scope.CUSTOMERS_WRITE))]
 CustomerId = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[\w.:@+-]+$")]
-Channel = Literal["sms", "email", "push"]
+Channel = Literal["sms", "email", "push", "app_push", "inbox"]
 CategoryName = Literal["transactional", "loyalty", "marketing", "feedback"]
 
 

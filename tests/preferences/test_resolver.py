@@ -135,7 +135,7 @@ def test_urgent_notice_passes_important_only() -> None:
 def test_routes_follow_customer_order_then_the_rest() -> None:
     prefs = Preferences(channels={"transactional": ("email", "sms")})
     res = resolve(PICKUP, FULL, prefs, NO_CONSENTS)
-    assert [r.channel for r in res.routes] == ["email", "sms", "push"]
+    assert [r.channel for r in res.routes] == ["email", "sms", "push", "app_push", "inbox"]
     assert [r.channel for r in res.sendable] == ["email", "sms"]
     assert route(res, "push").reason == SkipReason.OPTED_OUT_CHANNEL
 
