@@ -322,6 +322,7 @@ class Engine:
                     if s.context[0].id in held and (s.env.tenant, s.env.customer_id) in alive]
             if live:
                 open_sends(session, live, self.in_doubt_seconds)
+        calls = []
         for send in sends:
             job = send.context[0]
             if job.id not in held:
@@ -340,10 +341,14 @@ class Engine:
                     send.env.channel, Outcome.DEFERRED, "send_in_doubt",
                     "an earlier call may still be in flight", send.wait_until)
             else:
-                self.pool.submit(self._call, send)
+                calls.append(send)
                 continue
             if self._collect(job, send, decision):
                 again.append(job)
+        # Only now: a job's answers from the pool (recorder thread) never meet its answers
+        # collected above (this thread) while app push waits for all of its devices.
+        for send in calls:
+            self.pool.submit(self._call, send)
 
     def _call(self, send: Send) -> None:
         """In a pool thread: the provider call; the answer goes to the recorder."""

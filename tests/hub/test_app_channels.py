@@ -311,3 +311,22 @@ def test_quiet_hours_hold_app_push_but_not_urgent_ones_nor_the_inbox(
     assert [i.event_type for i in _inbox(quiet)] == ["parcel.in_transit",
                                                      "parcel.out_for_delivery"]
     quiet.db.dispose()
+
+
+def test_retry_calls_only_the_devices_still_owed(client: TestClient, runtime: HubRuntime
+                                                 ) -> None:
+    _app_customer(client)
+    sent = _providers(runtime, fcm={ANDROID: SendResult.permanent("INVALID_ARGUMENT")})
+    busy = [SendResult.transient("503")]
+    apns = sent["apns"]
+    apns.send = lambda m: (apns.sent.append(m),  # type: ignore[method-assign]
+                           busy.pop(0) if busy else SendResult.sent("apns-ok"))[1]
+    _post(runtime, "e-1", "parcel.out_for_delivery")
+    _drain(runtime)
+    # run 1: android refused for good, iPhone busy -> retried; run 2: only the iPhone is called
+    assert len(sent["fcm"].sent) == 1 and len(apns.sent) == 2
+    outcome, reason = _decisions(runtime, 1)["app_push"]
+    assert (outcome, reason) == ("sent", "sent") and sent["sms"].sent == []
+    with runtime.db.sessions() as s:
+        detail = s.scalars(select(Decision.detail).where(Decision.channel == "app_push")).one()
+    assert detail.startswith("1 of 2 devices")
