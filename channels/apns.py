@@ -17,7 +17,6 @@ Crash reconciliation: APNs keeps no queryable record, so `reconcile` returns Non
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import re
 import threading
@@ -40,12 +39,11 @@ from channels.errors import (
     ErrorTable,
     parse_retry_after,
 )
-from channels.native_push import AppNotice, unreachable
+from channels.native_push import AppNotice, collapse_id, unreachable
 
 DEFAULT_BASE_URL = "https://api.push.apple.com"
 TOKEN_LIFETIME = 50 * 60  # Apple: older than 60 min is ExpiredProviderToken
 MAX_PAYLOAD = 4096
-MAX_COLLAPSE_ID = 64  # bytes
 DEVICE_TOKEN = re.compile(r"^[0-9a-fA-F]{64,200}$")
 _ID_NAMESPACE = uuid.UUID("5d0c7c31-3f9e-4f43-9a61-2a3e51f8c0b7")  # apns-id from the hub key
 _TOKEN_REASONS = {"ExpiredProviderToken", "InvalidProviderToken"}
@@ -127,13 +125,6 @@ class _EventLoopThread:
         except TimeoutError:
             future.cancel()
             raise
-
-
-def collapse_id(key: str) -> str:
-    """An apns-collapse-id: the key itself, or its SHA-256 hex when longer than 64 bytes."""
-    if len(key.encode()) <= MAX_COLLAPSE_ID:
-        return key
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def apns_id(idempotency_key: str) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import Any
 
 import httpx
@@ -34,7 +35,7 @@ from channels.errors import (
     ErrorTable,
     parse_retry_after,
 )
-from channels.native_push import AppNotice, unreachable
+from channels.native_push import AppNotice, collapse_id, unreachable
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 DEFAULT_BASE_URL = "https://fcm.googleapis.com"
@@ -143,10 +144,14 @@ class FcmAdapter:
             return str(self.credentials.token)
 
     def body(self, notice: AppNotice) -> dict[str, Any]:
-        """The `messages:send` request body."""
+        """The `messages:send` request body: an `android` block, or for an iOS app that
+        registered through Firebase, an `apns` block with APNs' own headers."""
         notification: dict[str, str] = {"title": notice.title, "body": notice.body}
         if notice.icon:
             notification["image"] = notice.icon
+        if notice.platform == "ios":
+            return {"message": {"token": notice.token, "notification": notification,
+                                "data": notice.data, "apns": self._apns_block(notice)}}
         android_notification: dict[str, str] = {"channel_id": notice.category}
         android: dict[str, Any] = {
             "priority": "HIGH" if notice.urgent else "NORMAL",
@@ -160,6 +165,19 @@ class FcmAdapter:
             android_notification["tag"] = notice.collapse_key  # replaces it in the tray
         return {"message": {"token": notice.token, "notification": notification,
                             "data": notice.data, "android": android}}
+
+    def _apns_block(self, notice: AppNotice) -> dict[str, Any]:
+        """What FCM passes on to APNs: priority by urgency, collapse per parcel, expiry."""
+        ttl = min(notice.ttl_seconds, MAX_TTL)
+        headers = {"apns-priority": "10" if notice.urgent else "5",
+                   "apns-expiration": str(int(time.time()) + ttl if ttl else 0)}
+        aps: dict[str, Any] = {}
+        if notice.collapse_key:
+            headers["apns-collapse-id"] = collapse_id(notice.collapse_key)
+            aps["thread-id"] = notice.collapse_key
+        if notice.urgent:
+            aps["sound"] = "default"
+        return {"headers": headers, "payload": {"aps": aps}}
 
     def send(self, message: OutgoingMessage) -> SendResult:
         """One `messages:send`; FCM's answer is classified by ERRORS."""

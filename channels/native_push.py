@@ -7,12 +7,14 @@ that into plain, checked values once, so each adapter only maps them onto its wi
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import httpx
 
 from channels.base import OutgoingMessage, SendResult
 
+MAX_COLLAPSE_ID = 64  # bytes: APNs' limit on apns-collapse-id
 HUB_KEY = "hub_key"  # the idempotency key in every notice's data: the app can drop repeats
 
 
@@ -21,6 +23,7 @@ class AppNotice:
     """One notice for one app installation."""
 
     token: str
+    platform: str  # "android" or "ios" (an iOS app on Firebase gets its notices through FCM)
     app_id: str
     title: str
     body: str
@@ -45,6 +48,7 @@ class AppNotice:
         ttl = meta.get("ttl_seconds")
         return cls(
             token=message.address.strip(),
+            platform=str(meta.get("platform") or "android"),
             app_id=str(meta.get("app_id") or ""),
             title=parts.get("title", ""),
             body=parts.get("body", ""),
@@ -56,6 +60,13 @@ class AppNotice:
             category=category,
             data=data,
         )
+
+
+def collapse_id(key: str) -> str:
+    """An apns-collapse-id: the key itself, or its SHA-256 hex when longer than 64 bytes."""
+    if len(key.encode()) <= MAX_COLLAPSE_ID:
+        return key
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def unreachable(provider: str, exc: httpx.HTTPError) -> SendResult:

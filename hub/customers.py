@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hub.db import utcnow
+from hub.devices import app_devices
 from hub.logs import get_logger
 from hub.models import (
     DEFAULT_TENANT,
@@ -26,6 +27,7 @@ from hub.settings import Settings
 from hub.suppressions import without_suppressed
 from preferences import (
     AddressError,
+    AppDevice,
     ConsentEntry,
     ConsentState,
     Preferences,
@@ -252,9 +254,9 @@ def consent_entries(session: Session, tenant: str, external_id: str) -> list[Con
     ]
 
 
-def to_profile(customer: Customer, subscriptions: list[PushSubscriptionRow] | None = None
-               ) -> Profile:
-    """The resolver's view of a stored customer."""
+def to_profile(customer: Customer, subscriptions: list[PushSubscriptionRow] | None = None,
+               devices: tuple[AppDevice, ...] = (), has_app: bool = False) -> Profile:
+    """The resolver's view of a stored customer (`devices`: active app installations)."""
     return Profile(
         customer_id=customer.external_id,
         locale=customer.locale,
@@ -268,13 +270,17 @@ def to_profile(customer: Customer, subscriptions: list[PushSubscriptionRow] | No
         email_verified=customer.email_verified,
         push_subscriptions=tuple(PushSubscription(s.endpoint, s.p256dh, s.auth)
                                  for s in subscriptions or ()),
+        devices=devices,
+        has_app=has_app or bool(devices),
     )
 
 
 def load_recipient(session: Session, customer: Customer, key: str) -> Recipient:
     """Profile, preferences, derived consent state and customer key of a stored customer
     (`key`: tombstone_key(settings), which also keys suppressions and customer keys)."""
-    profile = to_profile(customer, active_push_subscriptions(session, customer))
+    devices, has_app = app_devices(session, [customer.id])
+    profile = to_profile(customer, active_push_subscriptions(session, customer),
+                         devices.get(customer.id, ()), customer.id in has_app)
     return Recipient(
         without_suppressed(session, customer.tenant, key, profile),  # dead or opted out
         preferences_from_json(customer.preferences),

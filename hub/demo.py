@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 
+from hub.demo_app import CUSTOMER as APP_CUSTOMER
+from hub.demo_app import run_app_demo
 from hub.demo_feedback import show_feedback
 
 JOURNEY = (
@@ -118,6 +120,8 @@ def _run(tmp: Path) -> int:
             _print_report(http, posted)
             _followups_demo(http)
             show_feedback(http, tmp / "outbox.jsonl", CUSTOMERS[0])  # issue 15: feedback
+            run_app_demo(http, tmp / "outbox.jsonl", runtime.db, journey_events(  # issue 14
+                APP_CUSTOMER, 3, datetime.now(UTC) - timedelta(hours=30)))
     finally:
         server.should_exit = True
         thread.join(timeout=15)

@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from channels.ratelimit import ProviderRateLimiter
-from hub import failpoints
+from hub import app_push, failpoints
 from hub.customers import alive_customers
 from hub.db import Database, utcnow
 from hub.delivery import (
@@ -51,7 +51,7 @@ from hub.models import OutboxJob
 from hub.outcomes import ChannelDecision, JobOutcome, Outcome, job_values, transition, write_rows
 from hub.pipeline import Pipeline, after_settled, message_metadata, throttle_request
 from hub.settings import Settings
-from preferences import EventFacts, Resolution, SkipReason, resolve
+from preferences import COPY_CHANNELS, EventFacts, Resolution, SkipReason, resolve
 from templates import DIGEST, RenderRequest
 from templates.renderer import TemplateMissing
 from throttling import Verdict
@@ -94,6 +94,8 @@ class Job:
     settled: ChannelDecision | None = None
     error: str | None = None
     lost: bool = False
+    waiting: int = 0  # answers the current route still expects (app push: one per device)
+    answers: list[ChannelDecision] = field(default_factory=list)
 
     @property
     def id(self) -> int:
@@ -175,8 +177,8 @@ class Engine:
         while jobs:
             sends: list[Send] = []
             for job in jobs:
-                send = self._walk(job)
-                (settled.append(job) if send is None else sends.append(send))
+                step = self._walk(job)
+                (settled.append(job) if step is None else sends.extend(step))
             again: list[Job] = []
             if sends and not self._retrying(partial(self._send, sends, settled, again), "send"):
                 self._drop([s.context[0] for s in sends])
@@ -186,15 +188,17 @@ class Engine:
 
     def _drop(self, jobs: list[Job]) -> None:
         """Lets jobs go without writing anything (the store is unreachable)."""
+        jobs = list({job.id: job for job in jobs}.values())  # one job may have many sends
         for job in jobs:
             job.lost = True
         self._release_capacity(jobs, {})
 
     # -- 2. decide and 3. render ----------------------------------------------------------
 
-    def _walk(self, job: Job) -> Send | None:
+    def _walk(self, job: Job) -> list[Send] | None:
         """The job's routes in the customer's order from where it stopped: the first that
-        sends wins, later ones are fallbacks used only after a permanent failure."""
+        sends wins, later ones are fallbacks used only after a permanent failure. A copy
+        channel (the inbox) is sent whatever the order did."""
         loaded = job.row.loaded
         if loaded is None or job.error is not None:
             return None
@@ -207,11 +211,12 @@ class Engine:
                 if route.action != "send":
                     self._settle(job, ChannelDecision(route.channel, Outcome.SKIPPED,
                                                       route.reason, route.detail))
-                elif job.settled is not None:
+                elif job.settled is not None and route.channel not in COPY_CHANNELS:
                     self._settle(job, after_settled(job.settled, route.channel))
                 else:
                     step = self._decide_and_render(job, loaded, route.channel, route.address or "")
-                    if isinstance(step, Send):
+                    if isinstance(step, list):
+                        job.waiting, job.answers = len(step), []
                         return step
                     self._settle(job, step)
         except Exception as exc:  # a bug in a stage: retry the job later, never lose it
@@ -223,27 +228,33 @@ class Engine:
         etype, recipient = loaded.etype, loaded.recipient
         return resolve(EventFacts(etype.name, etype.category, etype.urgent), recipient.profile,
                        recipient.preferences, recipient.consents,
-                       enabled_channels=tuple(self.pipeline.stages.transports))
+                       enabled_channels=app_push.enabled_channels(self.pipeline.stages.transports))
 
     def _settle(self, job: Job, decision: ChannelDecision) -> None:
-        """Records one channel's decision and moves to the next route."""
-        assert job.outcome is not None
-        job.outcome.decisions.append(decision)
+        """Records one channel's decision and moves to the next route. A copy channel never
+        settles the order, but its deferral makes the job run again."""
+        outcome = job.outcome
+        assert outcome is not None
+        outcome.decisions.append(decision)
         job.route += 1
-        if job.settled is not None or decision.channel == "*":
+        if decision.channel == "*" or decision.outcome is Outcome.SKIPPED:
             return
-        if decision.outcome is Outcome.SKIPPED:
+        copy = decision.channel in COPY_CHANNELS
+        if job.settled is not None and not copy:
             return
-        job.settled = None if decision.outcome is Outcome.FAILED else decision
+        if not copy:
+            job.settled = None if decision.outcome is Outcome.FAILED else decision
         if decision.outcome is Outcome.DEFERRED and decision.until is not None:
-            job.outcome.defer_until = decision.until
+            earlier = outcome.defer_until
+            outcome.defer_until = min(earlier, decision.until) if earlier else decision.until
         elif decision.outcome is Outcome.DEFERRED:
-            job.outcome.transient_error = decision.detail or decision.reason
-            job.outcome.retry_after = decision.retry_after
+            outcome.transient_error = decision.detail or decision.reason
+            outcome.retry_after = decision.retry_after
 
     def _decide_and_render(self, job: Job, loaded: Loaded, channel: str, address: str
-                           ) -> ChannelDecision | Send:
-        """The limiter's verdict, then the rendered message as a Send (or why not)."""
+                           ) -> ChannelDecision | list[Send]:
+        """The limiter's verdict, then the rendered message as Sends (or why not): one, or
+        for app push one per active device."""
         stages, etype = self.pipeline.stages, loaded.etype
         request = throttle_request(loaded, channel)
         verdict = stages.limiter.check(request)
@@ -272,17 +283,22 @@ class Engine:
             log.warning("render_failed", job_id=job.id, channel=channel, error=type(exc).__name__)
             return ChannelDecision(channel, Outcome.FAILED, reason, _safe_error(exc))
         failpoints.reach(failpoints.RENDERED)
-        adapter = stages.transports.get(channel)
-        if adapter is None:
+        meta = message_metadata(etype, payload.get("parcel") or {}, channel, rendered,
+                                context.links.unsubscribe)
+        if channel == "inbox":
+            meta["tenant"] = loaded.recipient.tenant  # the inbox adapter writes the tenant's row
+        targets = (app_push.targets(loaded, stages.transports, meta, utcnow())
+                   if channel == app_push.CHANNEL
+                   else [(stages.transports.get(channel), address, meta)])
+        sends = [Send(idempotency_key(self.pipeline.record_secret, loaded.event_pk, channel, to),
+                      self.pipeline.envelope(loaded, channel, to, rendered, metadata), adapter,
+                      context=(job, request, rendered), event_id=payload.get("event_id"),
+                      job_id=job.id)
+                 for adapter, to, metadata in targets if adapter is not None]
+        if not sends:
             stages.limiter.release(request)
             return ChannelDecision(channel, Outcome.FAILED, "channel_unavailable")
-        parcel = payload.get("parcel") or {}
-        env = self.pipeline.envelope(loaded, channel, address, rendered,
-                                     message_metadata(etype, parcel, channel, rendered,
-                                                      context.links.unsubscribe))
-        key = idempotency_key(self.pipeline.record_secret, loaded.event_pk, channel, address)
-        return Send(key, env, adapter, context=(job, request, rendered),
-                    event_id=payload.get("event_id"), job_id=job.id)
+        return sends
 
     # -- 4. send --------------------------------------------------------------------------
 
@@ -306,28 +322,33 @@ class Engine:
                     if s.context[0].id in held and (s.env.tenant, s.env.customer_id) in alive]
             if live:
                 open_sends(session, live, self.in_doubt_seconds)
+        calls = []
         for send in sends:
             job = send.context[0]
             if job.id not in held:
-                job.lost = True
-                settled.append(job)
-            elif (send.env.tenant, send.env.customer_id) not in alive:
-                self.pipeline.stages.limiter.release(send.context[1])
-                self._settle(job, ChannelDecision(
+                if not job.lost:
+                    job.lost = True
+                    settled.append(job)
+                continue
+            if (send.env.tenant, send.env.customer_id) not in alive:
+                decision = ChannelDecision(
                     send.env.channel, Outcome.SKIPPED, SkipReason.ERASED,
-                    "the customer was erased while the job was in flight; not sent"))
-                again.append(job)
+                    "the customer was erased while the job was in flight; not sent")
             elif send.mode is SendMode.SETTLED:
-                self._answer(job, send)
-                again.append(job)
+                decision = self._decision(send)
             elif send.mode is SendMode.WAIT:
-                self.pipeline.stages.limiter.release(send.context[1])
-                self._settle(job, ChannelDecision(
+                decision = ChannelDecision(
                     send.env.channel, Outcome.DEFERRED, "send_in_doubt",
-                    "an earlier call may still be in flight", send.wait_until))
-                again.append(job)
+                    "an earlier call may still be in flight", send.wait_until)
             else:
-                self.pool.submit(self._call, send)
+                calls.append(send)
+                continue
+            if self._collect(job, send, decision):
+                again.append(job)
+        # Only now: a job's answers from the pool (recorder thread) never meet its answers
+        # collected above (this thread) while app push waits for all of its devices.
+        for send in calls:
+            self.pool.submit(self._call, send)
 
     def _call(self, send: Send) -> None:
         """In a pool thread: the provider call; the answer goes to the recorder."""
@@ -360,8 +381,9 @@ class Engine:
                 continue
             jobs = []
             for send in group:
-                self._answer(send.context[0], send)
-                jobs.append(send.context[0])
+                job = send.context[0]
+                if not job.lost and self._collect(job, send, self._decision(send)):
+                    jobs.append(job)
             try:
                 self._advance(jobs)
             except Exception:  # a bug: let the jobs go, their leases expire
@@ -387,10 +409,25 @@ class Engine:
                 log.warning("engine_retry", step=what, error=type(exc).__name__)
                 time.sleep(0.5)
 
-    def _answer(self, job: Job, send: Send) -> None:
+    def _collect(self, job: Job, send: Send, decision: ChannelDecision) -> bool:
+        """Takes one answer of the job's current route; once every answer is in (app push
+        waits for all devices), settles the channel and returns True. A channel that was
+        not sent gives its limiter slots back."""
+        job.answers.append(decision)
+        if len(job.answers) < job.waiting:
+            return False
+        combined = app_push.combine(job.answers)
+        job.answers, job.waiting = [], 0
+        if combined.outcome is not Outcome.SENT:
+            self.pipeline.stages.limiter.release(send.context[1])
+        self._settle(job, combined)
+        return True
+
+    @staticmethod
+    def _decision(send: Send) -> ChannelDecision:
         """The decision a provider answer (or an earlier record) gives the channel."""
-        _, request, rendered = send.context
-        result, channel, limiter = send.result, send.env.channel, self.pipeline.stages.limiter
+        rendered = send.context[2]
+        result, channel = send.result, send.env.channel
         assert result is not None
         if result.ok:
             fallback = (f"; template fallback: {', '.join(rendered.fallbacks)}"
@@ -400,19 +437,16 @@ class Engine:
         elif is_unconfirmed(result):  # most likely delivered: neither retried nor failed over
             decision = ChannelDecision(channel, Outcome.SENT, "send_unconfirmed", result.error)
         elif result.circuit_open:  # provider known to be down: wait, no attempt spent
-            limiter.release(request)
             until = utcnow() + timedelta(seconds=result.retry_after or 1.0)
             decision = ChannelDecision(channel, Outcome.DEFERRED, "circuit_open", result.error,
                                        until)
         elif result.error_class == "transient":
-            limiter.release(request)
             decision = ChannelDecision(channel, Outcome.DEFERRED, "provider_transient",
                                        result.error, retry_after=result.retry_after)
         else:
-            limiter.release(request)
             decision = ChannelDecision(channel, Outcome.FAILED, "provider_permanent",
                                        result.error)
-        self._settle(job, decision)
+        return decision
 
     def _finish(self, jobs: list[Job]) -> None:
         """Decisions, job states and event states of settled jobs, in one transaction."""

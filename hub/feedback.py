@@ -34,10 +34,10 @@ log = get_logger("feedback")
 
 SCORES = range(11)
 CHOOSE = "x"  # the token of the page with the 0-10 buttons (one short link for SMS)
-_CHANNELS = {"sms": "s", "email": "e", "push": "p"}
+_CHANNELS = {"sms": "s", "email": "e", "push": "p", "app_push": "a", "inbox": "i"}
 _CHANNEL_NAMES = {v: k for k, v in _CHANNELS.items()}
 _EPOCH = date(2024, 1, 1)
-_TOKEN = re.compile(r"^([0-9a-z]{1,12})\.([sep])([0-9ax])([0-9a-z]{1,4})\.([A-Za-z0-9_-]{16})$")
+_TOKEN = re.compile(r"^([0-9a-z]{1,12})\.([sepai])([0-9ax])([0-9a-z]{1,4})\.([A-Za-z0-9_-]{16})$")
 COMMENT_MAX = 1000
 
 

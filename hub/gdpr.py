@@ -21,14 +21,16 @@ from hub.customers import (
     tombstone_digest,
 )
 from hub.db import Database, utcnow
+from hub.devices import device_json, devices_of
 from hub.feedback import export_feedback, forget_feedback
-from hub.inbox import export_app, forget_app, purge_inbox
+from hub.inbox import export_inbox, forget_app, purge_inbox
 from hub.logs import get_logger
 from hub.models import (
     ConsentRecord,
     Customer,
     CustomerTombstone,
     Decision,
+    Device,
     Event,
     FollowupTimer,
     Notification,
@@ -91,6 +93,8 @@ def export_customer(session: Session, tenant: str, key: str, external_id: str
                  "active": s.active, "deactivated_reason": s.deactivated_reason,
                  "created_at": s.created_at.isoformat()} for s in subs
             ],
+            # the carrier's app installations, with their full push tokens
+            "devices": [device_json(d, full_token=True) for d in devices_of(session, customer)],
         },
         "preferences": {**preferences_to_json(preferences_from_json(customer.preferences)),
                         "throttling": (customer.preferences or {}).get("throttling")},
@@ -118,7 +122,7 @@ def export_customer(session: Session, tenant: str, key: str, external_id: str
                 FollowupTimer.customer_key == customer_key(key, tenant, external_id)))
         ],
         "feedback": export_feedback(session, customer_key(key, tenant, external_id)),
-        **export_app(session, customer.id),  # the carrier's app: devices, inbox items
+        **export_inbox(session, customer.id),  # the carrier's app: its inbox items
     }
 
 
@@ -182,6 +186,8 @@ def erase_customer(session: Session, tenant: str, key: str, external_id: str) ->
     if customer is not None:
         endpoints = set(session.scalars(select(PushSubscriptionRow.endpoint).where(
             PushSubscriptionRow.customer_pk == customer.id)))
+        endpoints |= set(session.scalars(select(Device.token).where(  # app push tokens
+            Device.customer_pk == customer.id)))
         session.delete(customer)  # first: waits for a send holding the row (PostgreSQL)
         session.flush()
         session.execute(delete(PushSubscriptionRow)

@@ -143,24 +143,11 @@ def purge_inbox(session: Session, cutoff: datetime) -> int:
     return _rows(session.execute(delete(InboxItem).where(InboxItem.created_at < cutoff)))
 
 
-def mask_token(token: str) -> str:
-    """A device token as an export shows it: only its last 6 characters."""
-    return "***" + token[-6:] if len(token) > 6 else "***"
-
-
-def export_app(session: Session, customer_pk: int) -> dict[str, list[dict[str, Any]]]:
-    """The customer's app devices (tokens masked) and inbox items, for a GDPR export."""
-    devices = session.scalars(select(Device).where(Device.customer_pk == customer_pk)
-                              .order_by(Device.id))
+def export_inbox(session: Session, customer_pk: int) -> dict[str, list[dict[str, Any]]]:
+    """The customer's inbox items, for a GDPR export (devices are among the addresses)."""
     items = session.scalars(select(InboxItem).where(InboxItem.customer_pk == customer_pk)
                             .order_by(InboxItem.id))
-    return {
-        "devices": [{"platform": d.platform, "token": mask_token(d.token), "app_id": d.app_id,
-                     "app_version": d.app_version, "locale": d.locale, "active": d.active,
-                     "deactivated_reason": d.deactivated_reason,
-                     "created_at": d.created_at.isoformat()} for d in devices],
-        "inbox": [item_json(i) for i in items],
-    }
+    return {"inbox": [item_json(i) for i in items]}
 
 
 def forget_app(session: Session, customer_pk: int) -> bool:

@@ -1,5 +1,5 @@
 """The engine's load step: a batch of jobs, their events, customers, consents, push
-subscriptions and suppressions in a handful of queries (one write transaction, because an
+subscriptions, app devices and suppressions in a handful of queries (one write transaction, because an
 event's inline contact details update the profile)."""
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from hub.customers import (
     tombstone_digest,
 )
 from hub.db import utcnow
+from hub.devices import app_devices
 from hub.events import EventType, event_types
 from hub.models import (
     ChannelSuppression,
@@ -162,6 +163,7 @@ def _recipients(session: Session, customers: list[Customer], erasure_key: str
                 ) -> dict[tuple[str, str], Recipient]:
     """Profiles (minus suppressed addresses), preferences and consent states, batched."""
     pks = {c.id: (c.tenant, c.external_id) for c in customers}
+    devices, has_app = app_devices(session, list(pks))  # the carrier's app
     subs: dict[int, list[PushSubscriptionRow]] = defaultdict(list)
     for sub in session.scalars(
         select(PushSubscriptionRow)
@@ -190,7 +192,7 @@ def _recipients(session: Session, customers: list[Customer], erasure_key: str
                ChannelSuppression.lifted_at.is_(None))).tuples()) if digests else set()
     out = {}
     for c in customers:
-        profile = to_profile(c, subs.get(c.id))
+        profile = to_profile(c, subs.get(c.id), devices.get(c.id, ()), c.id in has_app)
         changes = {k: None for k, channel in (("phone", "sms"), ("email", "email"))
                    if getattr(profile, k) and (c.tenant, channel, address_digest(
                        erasure_key, channel, getattr(profile, k))) in suppressed}

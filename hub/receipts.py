@@ -23,6 +23,7 @@ from hub.customers import (
     tombstone_key,
 )
 from hub.db import utcnow
+from hub.devices import deactivate_device
 from hub.logs import get_logger
 from hub.models import DEFAULT_TENANT, Customer, Event, InboundKeyword, Notification
 from hub.settings import get_settings
@@ -124,8 +125,8 @@ def apply_status(row: Notification, status: str, *, provider_message_id: str | N
 def deactivate_address(session: Session, channel: str, address: str, reason: str,
                        source: str, opted_out: bool = False, *, tenant: str | None = None,
                        key: str | None = None) -> None:
-    """Stops using a dead address: a push subscription is deactivated, others suppressed
-    for the tenant (default: the tenant of the latest send to the address).
+    """Stops using a dead address: a push subscription or an app device is deactivated,
+    others suppressed for the tenant (default: the tenant of the latest send to the address).
 
     `opted_out` (the provider says the recipient unsubscribed) is a consent withdrawal.
     """
@@ -133,6 +134,9 @@ def deactivate_address(session: Session, channel: str, address: str, reason: str
     if opted_out:
         consent_change(session, ConsentSignal(channel, address, KeywordAction.WITHDRAW,
                                               "provider_opt_out", source, tenant), key)
+        return
+    if channel == "app_push":  # the address is the device token; the device row stays
+        deactivate_device(session, tenant, address, reason)
         return
     if channel == "push":
         try:

@@ -17,6 +17,7 @@ from hub.customers import tombstone_key
 from hub.db import Database, make_engine
 from hub.event_catalog import template_overlays  # configured templates (issue 15)
 from hub.followups.firing import start_loop as start_followups  # follow-up timers
+from hub.inbox_channel import InboxAdapter
 from hub.intake import GroupIntake
 from hub.keys import KeyVerifier
 from hub.links import message_links
@@ -83,8 +84,9 @@ def build_renderer(settings: Settings) -> Renderer:
 
 
 def build_stages(settings: Settings, db: Database) -> Stages:
+    # The inbox channel's provider is the hub's own store (hub/inbox.py).
     return Stages(limiter=build_limiter(settings, db), renderer=build_renderer(settings),
-                  transports=build_transports(settings))
+                  transports={**build_transports(settings), "inbox": InboxAdapter(db)})
 
 
 @dataclass

@@ -21,7 +21,9 @@ from preferences.consent import (
 from preferences.model import (
     CATEGORIES,
     CHANNELS,
+    COPY_CHANNELS,
     SUPPORTED_LOCALES,
+    AppDevice,
     EventFacts,
     Frequency,
     Preferences,
@@ -38,8 +40,8 @@ from preferences.resolver import locale_chain, resolve
 from preferences.stored import preferences_from_json, preferences_to_json
 
 __all__ = [
-    "CATEGORIES", "CHANNELS", "NO_CONSENTS", "SUPPORTED_LOCALES", "AddressError",
-    "AddressProblem", "ConsentAction", "ConsentEntry", "ConsentSource", "ConsentState",
+    "CATEGORIES", "CHANNELS", "COPY_CHANNELS", "NO_CONSENTS", "SUPPORTED_LOCALES", "AddressError",
+    "AddressProblem", "AppDevice", "ConsentAction", "ConsentEntry", "ConsentSource", "ConsentState",
     "EventFacts", "Frequency", "LegalBasis", "Preferences", "Profile", "PushSubscription",
     "Purpose", "QuietHours", "Resolution", "Route", "RouteAction", "SendReason", "SkipReason",
     "check_claimed_at", "check_locale", "check_time_zone",

@@ -9,17 +9,23 @@ from datetime import time
 
 SUPPORTED_LOCALES = ("pl", "en", "uk", "de")
 FALLBACK_LOCALES = ("pl", "en")
-CHANNELS = ("sms", "email", "push")
+# app_push: the carrier's app (FCM/APNs); inbox: the app's message list (written by the hub).
+CHANNELS = ("sms", "email", "push", "app_push", "inbox")
+# Copy channels receive every message the customer may get there, alongside whichever channel
+# of the order delivers it; they are never a fallback and never stop the order.
+COPY_CHANNELS = frozenset({"inbox"})
 CATEGORIES = ("transactional", "loyalty", "marketing", "feedback")
 TONES = ("formal", "informal")
 SEGMENTS = ("individual", "business")
 DEFAULT_TIME_ZONE = "Europe/Warsaw"
 DEFAULT_CHANNELS: dict[str, tuple[str, ...]] = {
-    "transactional": ("sms", "email", "push"),
-    "loyalty": ("email", "push", "sms"),
-    "marketing": ("email", "push", "sms"),
+    # App push first: free, instant, replaced per parcel on the phone; without an active
+    # device it is skipped (no_address) and SMS carries the notice as before.
+    "transactional": ("app_push", "sms", "email", "push", "inbox"),
+    "loyalty": ("email", "app_push", "push", "sms", "inbox"),
+    "marketing": ("email", "app_push", "push", "sms", "inbox"),
     # Delivery feedback requests: e-mail first (it carries the one-tap 0-10 links).
-    "feedback": ("email", "push", "sms"),
+    "feedback": ("email", "app_push", "push", "sms", "inbox"),
 }
 # Categories sent only with a current, unwithdrawn consent for that purpose and channel.
 CONSENT_CATEGORIES = frozenset({"loyalty", "marketing"})
@@ -72,6 +78,16 @@ class PushSubscription:
 
 
 @dataclass(frozen=True, slots=True)
+class AppDevice:
+    """An active installation of the carrier's app: its push token and platform."""
+
+    device_id: int
+    platform: str  # "android" (FCM) or "ios" (APNs)
+    token: str
+    app_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class QuietHours:
     """A nightly window in the customer's time zone (may wrap past midnight)."""
 
@@ -94,6 +110,8 @@ class Profile:
     phone_verified: bool = False
     email_verified: bool = False
     push_subscriptions: tuple[PushSubscription, ...] = ()
+    devices: tuple[AppDevice, ...] = ()  # active app installations, newest first
+    has_app: bool = False  # any app installation ever registered: the inbox is readable
     erased: bool = False
 
     def address_for(self, channel: str) -> str | None:
@@ -101,6 +119,8 @@ class Profile:
 
         Push uses the newest active subscription, as the PushSubscription JSON text
         (`{"endpoint": ..., "keys": {"p256dh": ..., "auth": ...}}`) that WebPush libraries take.
+        App push names the newest active device's token (the engine sends to every active
+        device); the inbox is addressed by the customer id once the app was ever installed.
         """
         if channel == "sms":
             return self.phone
@@ -110,15 +130,20 @@ class Profile:
             sub = self.push_subscriptions[0]
             info = {"endpoint": sub.endpoint, "keys": {"p256dh": sub.p256dh, "auth": sub.auth}}
             return json.dumps(info, separators=(",", ":"))
+        if channel == "app_push" and self.devices:
+            return self.devices[0].token
+        if channel == "inbox" and self.has_app:
+            return self.customer_id
         return None
 
     def verified(self, channel: str) -> bool:
-        """Whether the channel's address was confirmed by its owner (push always is)."""
+        """Whether the channel's address was confirmed by its owner (push, app push and the
+        inbox always are: the customer's own browser or app registered them)."""
         if channel == "sms":
             return self.phone_verified
         if channel == "email":
             return self.email_verified
-        return channel == "push"
+        return channel in ("push", "app_push", "inbox")
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from preferences.consent import ConsentAction, ConsentState
 from preferences.model import (
     CHANNELS,
     CONSENT_CATEGORIES,
+    COPY_CHANNELS,
     FALLBACK_LOCALES,
     OPT_OUT_CATEGORIES,
     SUPPORTED_LOCALES,
@@ -30,9 +31,14 @@ def locale_chain(locale: str) -> tuple[str, ...]:
 
 
 def channel_order(category: str, preferences: Preferences) -> tuple[str, ...]:
-    """The customer's channels for the category first, then every other channel (to explain)."""
+    """Copy channels (the inbox) first, then the customer's channels for the category, then
+    every other channel (to explain). The inbox copy is written before the notification goes
+    out, so a tapped notification opens onto an inbox that already holds the message, and a
+    batch's statuses reach the inbox in the order they were decided."""
     chosen = tuple(c for c in preferences.order_for(category) if c in CHANNELS)
-    return tuple(dict.fromkeys([*chosen, *CHANNELS]))
+    ordered = tuple(dict.fromkeys([*chosen, *CHANNELS]))
+    return (*(c for c in ordered if c in COPY_CHANNELS),
+            *(c for c in ordered if c not in COPY_CHANNELS))
 
 
 def resolve(

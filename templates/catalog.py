@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CATALOG_DIR = Path(__file__).with_name("catalog")
-CHANNELS = ("sms", "email", "push")
+# app_push (the carrier's app) reuses the push blocks unless a file overrides them with
+# app_push_title / app_push_body; inbox has its own, longer blocks.
+CHANNELS = ("sms", "email", "push", "app_push", "inbox")
 LOCALES = ("pl", "en", "uk", "de")
 TONES = ("formal", "informal")
 DIGEST = "digest"
@@ -23,11 +25,15 @@ REQUIRED_BLOCKS: dict[str, tuple[str, ...]] = {
     "sms": ("sms",),
     "email": ("subject", "heading", "body"),
     "push": ("push_title", "push_body"),
+    "app_push": ("push_title", "push_body"),
+    "inbox": ("inbox_title", "inbox_body"),
 }
 OPTIONAL_BLOCKS: dict[str, tuple[str, ...]] = {
     "sms": (),
     "email": ("preheader", "cta_label", "cta_url", "rating_low", "rating_high"),
     "push": ("push_url",),
+    "app_push": ("app_push_title", "app_push_body", "push_url"),
+    "inbox": ("push_url",),
 }
 
 

@@ -7,6 +7,7 @@ None values are errors, so a gap shows up at preview time, not as a blank in an 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -262,10 +263,25 @@ class Renderer:
             info = SmsInfo(sms.count.encoding, sms.count.segments, sms.count.units, budget,
                            sms.transliterated)
             return message({"body": sms.body}, info)
-        if request.channel == "push":
-            url = blocks.get("push_url") or ctx.links.track or ctx.brand.help_url
-            parts = {"title": " ".join(blocks["push_title"].split()),
-                     "body": " ".join(blocks["push_body"].split()), "url": url}
-            return message(parts)
+        if request.channel in ("push", "app_push", "inbox"):
+            return message(_notice_parts(request.channel, blocks, ctx))
         fmt = Formatter(found.locale, ctx.time_zone, ctx.now)
         return message(email.compose(self.template, blocks, ctx, fmt))
+
+
+def _notice_parts(channel: str, blocks: dict[str, str], ctx: RenderContext) -> dict[str, str]:
+    """Title, body and link of a push, app push or inbox message. App push takes its own
+    blocks where a file has them, else the push ones; the inbox body keeps its paragraphs."""
+    url = blocks.get("push_url") or ctx.links.track or ctx.brand.help_url
+    if channel == "inbox":
+        paragraphs = re.split(r"\n\s*\n", blocks["inbox_body"])
+        title = blocks["inbox_title"]
+        body = "\n\n".join(" ".join(p.split()) for p in paragraphs if p.strip())
+    else:
+        prefix = "app_push_" if channel == "app_push" else "push_"
+        title = blocks.get(f"{prefix}title") or blocks["push_title"]
+        body = " ".join((blocks.get(f"{prefix}body") or blocks["push_body"]).split())
+    parts = {"title": " ".join(title.split()), "body": body, "url": url}
+    if channel != "push" and ctx.brand.logo_url:
+        parts["icon"] = ctx.brand.logo_url
+    return parts

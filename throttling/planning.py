@@ -44,7 +44,7 @@ def quiet_hours_for(
 ) -> QuietHours | None:
     """The customer's quiet hours for this message, or None when none apply."""
     rule = policy.quiet_hours
-    if request.category not in rule.categories:
+    if request.category not in rule.categories or request.channel in rule.silent_channels:
         return None
     choice = overrides.quiet_hours
     if choice is not None:

@@ -93,6 +93,8 @@ class QuietHoursRule(_Strict):
     start: Clock = time(21, 0)
     end: Clock = time(8, 0)
     categories: tuple[str, ...] = ("transactional", "loyalty", "marketing")
+    # Channels that make no sound (the app's inbox): never held for the night.
+    silent_channels: tuple[str, ...] = ("inbox",)
 
 
 class UrgencyRule(_Strict):

@@ -56,7 +56,7 @@ Writer = Annotated[Principal, Depends(require(Scope.CUSTOMERS_WRITE))]
 SelfService = Annotated[Principal, Depends(require_own(Scope.CUSTOMERS_WRITE,
                                                        CustomerScope.PREFERENCES))]
 CustomerId = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[\w.:@+-]+$")]
-Channel = Literal["sms", "email", "push"]
+Channel = Literal["sms", "email", "push", "app_push", "inbox"]
 CategoryName = Literal["transactional", "loyalty", "marketing", "feedback"]
 
 

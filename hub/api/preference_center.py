@@ -29,6 +29,7 @@ from hub.models import Customer
 from preferences import (
     CATEGORIES,
     CHANNELS,
+    COPY_CHANNELS,
     SUPPORTED_LOCALES,
     ConsentAction,
     ConsentSource,
@@ -115,6 +116,8 @@ def center_context(session: Session, customer: Customer) -> dict[str, Any]:
     quiet = prefs.quiet_hours
     return {
         "categories": CATEGORIES, "channels": CHANNELS, "checked": checked,
+        # the inbox copies whatever is sent, so it is never the preferred channel
+        "preferable": [c for c in CHANNELS if c not in COPY_CHANNELS],
         "preferred": {c: (prefs.order_for(c) or CHANNELS)[0] for c in CATEGORIES},
         "frequencies": [str(f) for f in Frequency], "frequency": str(prefs.frequency),
         "quiet_start": quiet.start.strftime("%H:%M") if quiet else "",

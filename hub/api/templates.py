@@ -24,7 +24,7 @@ from templates.samples import PROFILES
 
 api = APIRouter(prefix="/v1/templates", tags=["templates"])
 
-Channel = Literal["sms", "email", "push"]
+Channel = Literal["sms", "email", "push", "app_push", "inbox"]
 Locale = Literal["pl", "en", "uk", "de"]
 Tone = Literal["formal", "informal"]
 Reader = Annotated[Principal, Depends(require(Scope.TEMPLATES_READ))]

@@ -110,6 +110,24 @@ def test_fcm_message_format_collapse_and_priority(fake_fcm, tmp_path):
     assert fake_fcm.messages[0]["headers"]["authorization"].startswith("Bearer ya29.")
 
 
+def test_fcm_for_an_ios_app_on_firebase_carries_apns_headers(fake_fcm, tmp_path):
+    """An iOS app registered through Firebase: FCM passes priority, collapse and expiry on
+    to APNs (`apns.headers`); Android-only fields are left out."""
+    adapter = fcm(fake_fcm, tmp_path)
+    assert adapter.send(app_push(FCM_TOKEN, "evt-1:app_push", urgent=True, platform="ios")).ok
+    assert adapter.send(app_push(FCM_TOKEN, "evt-2:app_push", platform="ios")).ok, \
+        fake_fcm.rejections
+    urgent, calm = (m["body"]["message"] for m in fake_fcm.messages)
+    assert "android" not in urgent
+    headers = urgent["apns"]["headers"]
+    assert headers["apns-priority"] == "10" and calm["apns"]["headers"]["apns-priority"] == "5"
+    assert headers["apns-collapse-id"] == "parcel:PL0001234567"
+    assert 3500 < int(headers["apns-expiration"]) - time.time() <= 3600
+    assert urgent["apns"]["payload"]["aps"] == {"thread-id": "parcel:PL0001234567",
+                                                "sound": "default"}
+    assert calm["apns"]["payload"]["aps"] == {"thread-id": "parcel:PL0001234567"}
+
+
 def send_from_threads(adapter, keys: range, **meta: object) -> None:
     token = IOS_TOKEN if meta.get("platform") == "ios" else FCM_TOKEN
     with ThreadPoolExecutor(64) as pool:

@@ -110,7 +110,7 @@ def test_inbound_stop_writes_the_consent_ledger_and_start_restores_sms(make_hub,
     _post_twilio(hub, fake_twilio.inbound_webhook(INBOUND_URL, "+48512345678", "start"))
     hub.post(event("evt-2", type_="parcel.out_for_delivery"))
     hub.run_until_idle()
-    first = hub.event_view("evt-2")["decisions"][0]
+    first = hub.event_view("evt-2")["decisions"][2]  # after inbox, app_push (no app)
     assert (first["channel"], first["outcome"]) == ("sms", "sent")
     assert len(fake_twilio.messages) == 2
 

@@ -33,6 +33,7 @@ _FIELDS = {  # what the proto accepts (a subset of FCM's; anything else is an un
                 "notification", "fcm_options", "direct_boot_ok"},
     "android.notification": {"title", "body", "icon", "color", "sound", "tag", "click_action",
                              "channel_id", "image", "notification_priority", "visibility"},
+    "apns": {"headers", "payload", "fcm_options", "live_activity_token"},
 }
 
 
@@ -202,6 +203,15 @@ def _shape_problem(body: Any) -> str | None:
     ttl = android.get("ttl", "0s")
     if not isinstance(ttl, str) or not _TTL.match(ttl) or float(ttl[:-1]) > 28 * 86400:
         return "Invalid value at 'message.android.ttl' (type.googleapis.com/google.protobuf.Duration)"
+    apns = message.get("apns", {})
+    problem = _unknown(apns, "apns")
+    if problem:
+        return problem
+    headers = apns.get("headers", {})
+    if not isinstance(headers, dict) or any(not isinstance(v, str) for v in headers.values()):
+        return "Invalid value at 'message.apns.headers[0].value' (TYPE_STRING)"
+    if not isinstance(apns.get("payload", {}).get("aps", {}), dict):
+        return "Invalid APNs payload: aps must be an object"
     size = sum(len(k.encode()) + len(v.encode()) for k, v in data.items())
     if size > 4096:
         return "Message is too big"

@@ -37,6 +37,8 @@ def test_same_event_three_times_makes_one_notification(
     body = client.get("/v1/events/evt-1").json()
     assert body["state"] == "processed"
     assert [(d["channel"], d["outcome"], d["reason"]) for d in body["decisions"]] == [
+        ("inbox", "skipped", "no_address"),  # no app installed
+        ("app_push", "skipped", "no_address"),
         ("sms", "sent", "sent"),
         ("email", "skipped", "fallback_not_needed"),
         ("push", "skipped", "no_address"),

@@ -42,6 +42,8 @@ Skrytka {{ data.door }} jest otwarta: odbierz {{ parcel.tracking_number }}.
 {% block subject %}Skrytka {{ data.door }} otwarta{% endblock %}
 {% block heading %}Skrytka otwarta{% endblock %}
 {% block body %}Paczka {{ parcel.tracking_number }} czeka za drzwiami {{ data.door }}.{% endblock %}
+{% block inbox_title %}Skrytka otwarta{% endblock %}
+{% block inbox_body %}Paczka {{ parcel.tracking_number }} czeka za drzwiami {{ data.door }}.{% endblock %}
 '''
 
 

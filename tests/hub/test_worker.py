@@ -76,7 +76,7 @@ def test_transient_errors_are_retried_then_sent_once(runtime: HubRuntime) -> Non
     _run_until_idle(worker)
     assert len(sms.sent) == 3
     assert len({m.idempotency_key for m in sms.sent}) == 1
-    assert _decisions(runtime)[0] == ("sms", "sent", "sent")
+    assert _decisions(runtime)[2] == ("sms", "sent", "sent")
     with runtime.db.sessions() as s:
         note = s.scalars(select(Notification)).one()
         assert [h["status"] for h in note.history] == [
@@ -91,6 +91,8 @@ def test_permanent_failure_falls_back_to_next_channel(runtime: HubRuntime) -> No
     _run_until_idle(worker)
     assert len(email.sent) == 1 and email.sent[0].address == "anna.kowalska@example.pl"
     assert _decisions(runtime) == [
+        ("inbox", "skipped", "no_address"),
+        ("app_push", "skipped", "no_address"),
         ("sms", "failed", "provider_permanent"),
         ("email", "sent", "sent"),
         ("push", "skipped", "no_address"),
@@ -142,7 +144,7 @@ def test_crash_after_provider_call_is_reconciled_not_resent(
     worker = _crash_mid_send(runtime, tmp_path, provider_got_it=True)
     _run_until_idle(worker)
     assert len(read_outbox(tmp_path / "outbox.jsonl")) == 1
-    assert _decisions(runtime)[0] == ("sms", "sent", "sent")
+    assert _decisions(runtime)[2] == ("sms", "sent", "sent")
 
 
 def test_unconfirmable_send_is_not_repeated(runtime: HubRuntime, tmp_path: Path) -> None:
@@ -153,7 +155,7 @@ def test_unconfirmable_send_is_not_repeated(runtime: HubRuntime, tmp_path: Path)
     assert sms.sent == []
     with runtime.db.sessions() as s:
         assert s.scalars(select(Notification)).one().status == "unconfirmed"
-    assert _decisions(runtime)[:2] == [
+    assert _decisions(runtime)[2:4] == [
         ("sms", "sent", "send_unconfirmed"),  # most likely delivered: no fallback either
         ("email", "skipped", "fallback_not_needed"),
     ]
@@ -178,11 +180,11 @@ def test_deferral_does_not_use_an_attempt(runtime: HubRuntime) -> None:
     worker = Worker(runtime.db, runtime.pipeline, runtime.settings)
     _post(runtime)
     worker.run_once()
-    assert _decisions(runtime)[0] == ("sms", "deferred", "quiet_hours")
+    assert _decisions(runtime)[2] == ("sms", "deferred", "quiet_hours")
     with runtime.db.sessions() as s:
         assert s.scalars(select(OutboxJob)).one().attempts == 0
     _run_until_idle(worker)
-    assert _decisions(runtime)[0] == ("sms", "sent", "sent")
+    assert _decisions(runtime)[2] == ("sms", "sent", "sent")
 
 
 def test_crash_before_provider_call_sends_once_where_provider_can_tell(
@@ -191,7 +193,7 @@ def test_crash_before_provider_call_sends_once_where_provider_can_tell(
     worker = _crash_mid_send(runtime, tmp_path, provider_got_it=False)
     _run_until_idle(worker)
     assert len(read_outbox(tmp_path / "outbox.jsonl")) == 1
-    assert _decisions(runtime)[0] == ("sms", "sent", "sent")
+    assert _decisions(runtime)[2] == ("sms", "sent", "sent")
 
 
 def test_daily_purge_also_runs_the_limiters_housekeeping(runtime: HubRuntime) -> None:
@@ -210,7 +212,7 @@ def test_a_young_sending_record_is_left_to_its_call(runtime: HubRuntime, tmp_pat
     worker = Worker(runtime.db, runtime.pipeline, runtime.settings)
     worker.run_once()
     assert read_outbox(tmp_path / "outbox.jsonl") == []
-    assert _decisions(runtime)[0] == ("sms", "deferred", "send_in_doubt")
+    assert _decisions(runtime)[2] == ("sms", "deferred", "send_in_doubt")
     with runtime.db.sessions() as s:
         job = s.scalars(select(OutboxJob)).one()
         note = s.scalars(select(Notification)).one()
@@ -251,7 +253,7 @@ def test_any_render_exception_fails_that_channel_and_the_next_is_tried(
     _run_until_idle(worker)
     assert [m.channel for m in email.sent] == ["email"]
     decisions = _decisions(runtime)
-    assert decisions[:2] == [("sms", "failed", "render_error"), ("email", "sent", "sent")]
+    assert decisions[2:4] == [("sms", "failed", "render_error"), ("email", "sent", "sent")]
     with runtime.db.sessions() as s:
         detail = s.scalars(select(Decision.detail).where(Decision.channel == "sms")).one()
         assert s.scalars(select(OutboxJob.state)).one() == "done"

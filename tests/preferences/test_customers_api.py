@@ -86,10 +86,11 @@ def test_push_subscriptions(client: TestClient, runtime: HubRuntime) -> None:
 def test_preferences_defaults_and_replace(client: TestClient) -> None:
     client.put("/v1/customers/c-1", json=ANNA)
     default = client.get("/v1/customers/c-1/preferences").json()
-    assert default["channels"] == {"transactional": ["sms", "email", "push"],
-                                   "loyalty": ["email", "push", "sms"],
-                                   "marketing": ["email", "push", "sms"],
-                                   "feedback": ["email", "push", "sms"]}
+    assert default["channels"] == {
+        "transactional": ["app_push", "sms", "email", "push", "inbox"],
+        "loyalty": ["email", "app_push", "push", "sms", "inbox"],
+        "marketing": ["email", "app_push", "push", "sms", "inbox"],
+        "feedback": ["email", "app_push", "push", "sms", "inbox"]}
     assert (default["frequency"], default["quiet_hours"]) == ("all", None)
     new = {"channels": {"transactional": ["email", "sms"], "marketing": []},
            "event_opt_outs": ["parcel.in_transit"], "frequency": "important",
@@ -97,7 +98,7 @@ def test_preferences_defaults_and_replace(client: TestClient) -> None:
     saved = client.put("/v1/customers/c-1/preferences", json=new).json()
     assert saved["channels"]["transactional"] == ["email", "sms"]
     assert saved["channels"]["marketing"] == []
-    assert saved["channels"]["loyalty"] == ["email", "push", "sms"]
+    assert saved["channels"]["loyalty"] == ["email", "app_push", "push", "sms", "inbox"]
     assert saved["quiet_hours"] == {"start": "21:30", "end": "07:00"}
     assert (saved["locale"], saved["tone"], saved["frequency"]) == ("de", "informal", "important")
     assert client.get("/v1/customers/c-1/preferences").json() == saved

@@ -81,7 +81,8 @@ def test_erasure_scrubs_every_table_and_log_and_blocks_resurrection(
         late = client.get("/v1/events/e-4").json()
         assert {(d["channel"], d["outcome"], d["reason"]) for d in late["decisions"]} == {
             ("sms", "skipped", "erased"), ("email", "skipped", "erased"),
-            ("push", "skipped", "erased")}
+            ("push", "skipped", "erased"), ("app_push", "skipped", "erased"),
+            ("inbox", "skipped", "erased")}
         assert late["notifications"] == [] and late["payload"] is None
         assert late["customer_id"].startswith("erased-")
         assert client.get("/v1/customers/c-1001").status_code == 410
@@ -132,7 +133,8 @@ def test_export_contains_every_consent_row(client: TestClient, runtime: HubRunti
                                                                   "sms_stop", "checkout"}
     assert export["addresses"]["phone"] == PHONE and export["profile"]["name"] == NAME
     assert export["addresses"]["push_subscriptions"][0]["endpoint"] == SUB["endpoint"]
-    assert export["preferences"]["channels"]["transactional"] == ["sms", "email"]
+    assert export["preferences"]["channels"]["transactional"] == [
+        "app_push", "sms", "email", "inbox"]
     assert export["events"][0]["payload"]["event_id"] == "e-1"
     assert export["notifications"][0]["content"]
     assert client.get("/v1/customers/nobody/export").status_code == 404
@@ -161,7 +163,8 @@ def test_retention_purge_clears_old_bodies_and_payloads(client: TestClient, drai
     assert payloads["old"] is None and payloads["new"] and payloads["waiting"]
     assert bodies[0] is None and bodies[1]
     drain()
-    assert client.get("/v1/events/waiting").json()["decisions"][0]["outcome"] == "sent"
+    decisions = client.get("/v1/events/waiting").json()["decisions"]
+    assert next(d for d in decisions if d["channel"] == "sms")["outcome"] == "sent"
 
 
 def test_hub_purge_command_and_worker_daily_purge(runtime: HubRuntime, monkeypatch) -> None:

@@ -108,7 +108,7 @@ def test_transactional_unsubscribe_opts_out_of_the_channel(client: TestClient,
                     ["List-Unsubscribe"][1:-1]).path
     assert client.post(path, data={"List-Unsubscribe": "One-Click"}).status_code == 200
     prefs = client.get("/v1/customers/c-1/preferences").json()
-    assert prefs["channels"]["transactional"] == ["sms", "push"]
+    assert prefs["channels"]["transactional"] == ["app_push", "sms", "push", "inbox"]
     assert _ledger(client) == []  # transactional notices rest on the contract, not consent
 
 

@@ -101,3 +101,62 @@ def test_preference_center_in_chromium(server: tuple[str, HubRuntime]) -> None:
     assert [(r.channel, r.action, r.source) for r in rows] == [
         ("sms", "granted", "checkout"), ("email", "granted", "checkout"),
         ("sms", "withdrawn", "preference_center")]
+
+
+@pytest.fixture
+def sqlite_server(tmp_path: Path) -> Iterator[tuple[str, HubRuntime]]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    runtime = make_runtime(f"sqlite:///{tmp_path / 'hub.db'}", tmp_path, public_base_url=base)
+    with served(runtime, port):
+        yield base, runtime
+
+
+def test_preference_center_shows_the_app_channels(sqlite_server: tuple[str, HubRuntime],
+                                                  tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    executable = _chromium()
+    base, runtime = sqlite_server
+    headers = {"Authorization": f"Bearer {api_key(runtime)}"}
+    with httpx.Client(base_url=base, headers=headers) as http:
+        http.put("/v1/customers/c-7", json={"name": "Olena", "locale": "pl"}).raise_for_status()
+        http.post("/v1/customers/c-7/devices", json={
+            "platform": "android", "token": "fcm:" + "t" * 60,
+            "app_id": "pl.example.parcels"}).raise_for_status()
+        link = http.post("/v1/customers/c-7/preference-link").json()["url"]
+    os.environ.setdefault("PLAYWRIGHT_BROWSERS_PATH", "0")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        page = browser.new_context(java_script_enabled=False,
+                                   viewport={"width": 390, "height": 844}).new_page()
+        page.goto(link)
+        parcels = page.get_by_role("group", name="Informacje o przesyłkach")
+        assert parcels.get_by_label("Powiadomienia w aplikacji").is_checked()
+        assert parcels.get_by_label("Skrzynka wiadomości w aplikacji").is_checked()
+        assert page.locator("#help-app").inner_text().startswith("Skrzynka w aplikacji")
+        # the inbox copies every message: it is never offered as the preferred channel
+        options = page.locator("#preferred-transactional option").all_inner_texts()
+        assert "Powiadomienia w aplikacji" in options
+        assert "Skrzynka wiadomości w aplikacji" not in options
+        marketing = page.get_by_role("group", name="Oferty i nowości")
+        marketing.get_by_label("Powiadomienia w aplikacji").check()
+        parcels.get_by_label("Skrzynka wiadomości w aplikacji").uncheck()
+        page.get_by_role("button", name="Zapisz").click()
+        assert page.get_by_role("status").is_visible()
+        for lang, label in (("uk", "Сповіщення в застосунку"), ("de", "Posteingang in der App"),
+                            ("en", "App notifications")):
+            page.goto(f"{link}?lang={lang}")
+            assert page.get_by_label(label).first.is_visible()
+        page.goto(link)
+        page.screenshot(path=tmp_path / "preference-center-app-pl.png", full_page=True)
+        browser.close()
+    assert (tmp_path / "preference-center-app-pl.png").stat().st_size > 0
+    with runtime.db.sessions() as session:
+        customer = get_customer(session, "default", "c-7")
+        assert customer is not None
+        assert "inbox" not in customer.preferences["channels"]["transactional"]
+        rows = session.scalars(select(ConsentRecord).where(
+            ConsentRecord.customer_id == "c-7")).all()
+    assert [(r.purpose, r.channel, r.action) for r in rows] == [
+        ("marketing", "app_push", "granted")]

@@ -135,7 +135,7 @@ def test_urgent_notice_passes_important_only() -> None:
 def test_routes_follow_customer_order_then_the_rest() -> None:
     prefs = Preferences(channels={"transactional": ("email", "sms")})
     res = resolve(PICKUP, FULL, prefs, NO_CONSENTS)
-    assert [r.channel for r in res.routes] == ["email", "sms", "push"]
+    assert [r.channel for r in res.routes] == ["inbox", "email", "sms", "push", "app_push"]
     assert [r.channel for r in res.sendable] == ["email", "sms"]
     assert route(res, "push").reason == SkipReason.OPTED_OUT_CHANNEL
 
@@ -144,7 +144,7 @@ def test_email_preferred_sms_fallback_without_email() -> None:
     profile = Profile("c-1", phone="+48512345678")
     prefs = Preferences(channels={"transactional": ("email", "sms")})
     res = resolve(PICKUP, profile, prefs, NO_CONSENTS)
-    assert [(r.channel, r.action, r.reason) for r in res.routes[:2]] == [
+    assert [(r.channel, r.action, r.reason) for r in res.routes[1:3]] == [  # after the inbox
         ("email", RouteAction.SKIP, SkipReason.NO_ADDRESS),
         ("sms", RouteAction.SEND, SendReason.ELIGIBLE),
     ]

@@ -49,7 +49,7 @@ def test_email_preferred_sms_fallback_without_email(client: TestClient, drain) -
     client.post("/v1/events", json=event("p-2", customer={"id": "c-2"}))
     drain()
     reply = client.get("/v1/events/p-2").json()
-    email, sms = reply["decisions"][0], reply["decisions"][1]
+    email, sms = reply["decisions"][1], reply["decisions"][2]  # after the inbox
     assert (email["channel"], email["outcome"], email["reason"]) == ("email", "skipped",
                                                                       "no_address")
     assert "no address" in email["detail"]

@@ -39,8 +39,20 @@ def test_every_cell_renders_in_its_own_locale(event_type, channel, locale, tone)
         assert set(message.parts) == {"subject", "html", "text"}
         assert f'<html lang="{locale}"' in message.parts["html"]
         assert "https://parcelhub.example/preferences" in message.parts["html"]
-    if channel == "push":
+    if channel in ("push", "app_push", "inbox"):
         assert message.parts["url"].startswith("https://")
+    if channel == "inbox":  # the inbox says more than the notification on the lock screen
+        push = _render(event_type, "app_push", locale, tone, PROFILES[locale])
+        assert len(message.parts["body"]) > len(push.parts["body"])
+
+
+@pytest.mark.parametrize("event_type", TYPES)
+@pytest.mark.parametrize("locale", ["pl", "uk", "de"])
+def test_inbox_text_is_translated(event_type, locale):
+    """No English left in another locale's inbox text (its last paragraph is the helpful one)."""
+    own = _render(event_type, "inbox", locale, "formal", PROFILES[locale]).parts["body"]
+    english = _render(event_type, "inbox", "en", "formal", PROFILES["en"]).parts["body"]
+    assert own.split("\n\n")[-1] != english.split("\n\n")[-1]
 
 
 @pytest.mark.parametrize("event_type", TYPES)

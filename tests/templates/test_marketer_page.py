@@ -112,3 +112,10 @@ def test_email_and_push_previews(server, browser):
               "&locale=de&tone=informal")
     assert "Heute in Zustellung" in page.inner_text(".push")
     page.screenshot(path=str(ARTIFACTS / "templates-de-push.png"))
+    page.goto(f"{base}/ui/templates?event_type=parcel.ready_for_pickup&channel=inbox"
+              "&locale=uk&tone=formal")
+    assert "поштомату" in page.inner_text("#inbox-body")  # the longer inbox text
+    page.goto(f"{base}/ui/templates?event_type=parcel.ready_for_pickup&channel=app_push"
+              "&locale=pl&tone=informal")
+    assert "482913" in page.inner_text(".push")
+    page.screenshot(path=str(ARTIFACTS / "templates-pl-app_push.png"))

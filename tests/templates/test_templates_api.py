@@ -34,7 +34,7 @@ def test_scope_is_required(client):
 def test_coverage_matrix(client):
     body = client.get("/v1/templates").json()
     assert "parcel.ready_for_pickup" in body["event_types"] and "digest" in body["event_types"]
-    cells = (len(event_types()) + 1) * 3 * 4 * 2  # every registered type and the digest
+    cells = (len(event_types()) + 1) * 5 * 4 * 2  # every registered type and the digest
     assert len(body["coverage"]) == cells
     assert body["summary"] == {"present": cells, "fallback": 0, "missing": 0}
     cell = next(c for c in body["coverage"] if c["event_type"] == "parcel.delivered"
@@ -122,7 +122,7 @@ def test_page_highlights_missing_and_fallback_cells(client, tmp_path):
     runtime.pipeline = Pipeline(runtime.db, Stages(stages.limiter, Renderer(tmp_path / "partial"),
                                                    stages.transports))
     body = client.get("/v1/templates").json()
-    cells = (len(event_types()) + 1) * 3 * 4 * 2
+    cells = (len(event_types()) + 1) * 5 * 4 * 2
     assert body["summary"] == {"present": 1, "fallback": 7, "missing": cells - 8}
     login = client.post("/ui/login", data={"api_key": client.headers["Authorization"][7:]},
                         follow_redirects=False)

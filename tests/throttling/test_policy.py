@@ -16,7 +16,7 @@ def test_default_policy_file_has_the_documented_rules() -> None:
     caps = {rule.name: rule for rule in policy.caps}
     assert caps["marketing_sms_day"].limit == 2
     assert caps["marketing_sms_week"].window == timedelta(days=7)
-    assert caps["marketing_4h"].channels == ("*",)
+    assert caps["marketing_4h"].channels == ("sms", "email", "push", "app_push")
     assert caps["transactional_burst"].limit == 10 and caps["transactional_burst"].per_channel
     assert (policy.quiet_hours.start, policy.quiet_hours.end) == (time(21), time(8))
 
