@@ -68,12 +68,18 @@ def note_parcels(session: Session, seen: list[ParcelSeen], now: datetime | None 
     if not seen:
         return
     now = now or utcnow()
+    first: dict[tuple[int, str], ParcelSeen] = {}
+    for s in sorted(seen, key=lambda s: s.seen_at):  # one row per parcel, its first event
+        first.setdefault((s.customer_pk, s.tracking_number), s)
     insert_ignoring(session, CustomerParcel, [
         {"customer_pk": s.customer_pk, "tenant": s.tenant, "tracking_number": s.tracking_number,
          "first_seen_at": min(s.seen_at, now), "delivery_method": s.delivery_method}
-        for s in seen], ["customer_pk", "tracking_number"])
-    known = [s for s in seen if s.delivery_method is not None]
-    for s in known:  # the method a later event shows wins (a redirect to a pickup point)
+        for s in first.values()], ["customer_pk", "tracking_number"])
+    # the method the latest event shows wins (a redirect to a pickup point); sorted by row
+    # so that two workers lock rows in the same order
+    known = sorted((s for s in seen if s.delivery_method is not None),
+                   key=lambda s: (s.customer_pk, s.tracking_number, s.seen_at))
+    for s in known:
         session.execute(update(PARCELS).where(
             PARCELS.c.customer_pk == s.customer_pk,
             PARCELS.c.tracking_number == s.tracking_number).values(
@@ -162,3 +168,40 @@ def note_conversion(session: Session, tenant: str, customer_pk: int, at: datetim
         conversions_count=ACTIVITY.c.conversions_count + 1,
         conversions_value=ACTIVITY.c.conversions_value + value, updated_at=now))
     _score(session, ACTIVITY.c.customer_pk == customer_pk, now)
+
+
+def export_json(session: Session, customer_pk: int) -> dict[str, Any]:
+    """What the hub computed and recorded about a customer for marketers (GDPR export)."""
+    from hub.audience_models import Conversion, LinkClick, TrackedLink
+
+    row = session.get(CustomerActivity, customer_pk)
+    parcels = session.scalars(select(CustomerParcel).where(
+        CustomerParcel.customer_pk == customer_pk).order_by(CustomerParcel.first_seen_at))
+    clicks = session.execute(select(LinkClick.clicked_at, TrackedLink.url, LinkClick.campaign_id)
+                             .join(TrackedLink, TrackedLink.id == LinkClick.link_id)
+                             .where(LinkClick.customer_pk == customer_pk)
+                             .order_by(LinkClick.id))
+    conversions = session.scalars(select(Conversion).where(
+        Conversion.customer_pk == customer_pk).order_by(Conversion.id))
+    return {
+        "activity": None if row is None else {
+            "last_parcel_at": _iso(row.last_parcel_at), "parcels_30d": row.parcels_30d,
+            "parcels_90d": row.parcels_90d, "parcels_365d": row.parcels_365d,
+            "last_delivery_method": row.last_delivery_method,
+            "last_click_at": _iso(row.last_click_at),
+            "last_conversion_at": _iso(row.last_conversion_at),
+            "conversions_count": row.conversions_count,
+            "conversions_value": str(row.conversions_value), "rfm": row.rfm},
+        "parcels": [{"tracking_number": p.tracking_number, "first_seen_at": _iso(p.first_seen_at),
+                     "delivery_method": p.delivery_method} for p in parcels],
+        "clicks": [{"clicked_at": _iso(at), "url": url, "campaign_id": campaign}
+                   for at, url, campaign in clicks],
+        "conversions": [{"external_id": c.external_id, "value": str(c.value),
+                         "currency": c.currency, "occurred_at": _iso(c.occurred_at),
+                         "campaign_id": c.campaign_id, "variant": c.variant}
+                        for c in conversions],
+    }
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None

@@ -60,8 +60,8 @@ class Compiler:
             return and_(*(self.condition(c) for c in node.all))
         if isinstance(node, AnyOf):
             return or_(*(self.condition(c) for c in node.any))
-        if isinstance(node, NotOf):
-            return not_(self.condition(node.not_))
+        if isinstance(node, NotOf):  # two-valued: "unknown" (a NULL) is "no" before negating
+            return not_(func.coalesce(self.condition(node.not_), false()))
         if isinstance(node, ConsentCondition):
             tests = [consent_granted(node.consent.purpose, ch) for ch in node.consent.channels]
             return or_(*tests) if node.consent.any else and_(*tests)
@@ -172,7 +172,7 @@ def consent_granted(purpose: str, channel: str) -> ColumnElement[bool]:
                      CONSENTS.c.customer_id == CUSTOMERS.c.external_id,
                      CONSENTS.c.purpose == purpose, CONSENTS.c.channel == channel)
               .order_by(CONSENTS.c.id.desc()).limit(1).scalar_subquery())
-    return latest == "granted"
+    return func.coalesce(latest, "none") == "granted"
 
 
 def address_usable(channel: str) -> ColumnElement[bool]:

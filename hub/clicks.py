@@ -9,6 +9,7 @@ token costs no query; the redirect goes only to the URL stored for the id."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import html
@@ -26,6 +27,7 @@ from hub.audience_models import LinkClick, TrackedLink
 from hub.db import insert_ignoring, utcnow
 from hub.logs import get_logger
 from hub.models import Customer
+from templates import RenderedMessage, count_segments
 
 if TYPE_CHECKING:
     from hub.delivery import Send
@@ -209,3 +211,21 @@ def follow(session: Session, link: str, *, counted: bool, now: datetime | None =
                               campaign_id=row.campaign_id, variant=row.variant, clicked_at=now))
         activity.note_click(session, row.tenant, row.customer_pk, now)
     return Followed(row.url, counted)
+
+
+def track_links(secret: str, base_url: str, send_key: str, payload: dict[str, Any],
+                rendered: RenderedMessage, metadata: dict[str, Any]
+                ) -> tuple[RenderedMessage, dict[str, Any], LinkSet]:
+    """The render step's rewrite of one campaign or loyalty message: its parts and its
+    click-through URL (push) point at `/c/<token>`; an SMS is counted again."""
+    campaign_id, variant = campaign_of(payload)
+    links = LinkSet(campaign_id, variant)
+    rewriter = LinkRewriter(secret, base_url, send_key, links)
+    parts = rewriter.parts(rendered.parts)
+    metadata = dict(metadata)
+    if isinstance(metadata.get("url"), str):
+        metadata["url"] = rewriter.track_url(metadata["url"])
+    if "sms_segments" in metadata and "body" in parts:
+        counted = count_segments(parts["body"])
+        metadata |= {"sms_segments": counted.segments, "sms_encoding": str(counted.encoding)}
+    return dataclasses.replace(rendered, parts=parts), metadata, links
