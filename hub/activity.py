@@ -12,7 +12,7 @@ RFM (definition in docs/architecture.md) is three 1–5 scores and their code, e
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -205,3 +205,37 @@ def export_json(session: Session, customer_pk: int) -> dict[str, Any]:
 
 def _iso(at: datetime | None) -> str | None:
     return at.isoformat() if at is not None else None
+
+
+# --- the consent ledger's current state, as bits audiences filter on -------------------
+
+CONSENT_PURPOSES = ("marketing", "loyalty")
+CONSENT_CHANNELS = ("sms", "email", "push")
+
+
+def consent_bit(purpose: str, channel: str) -> int:
+    """The bit of a granted (purpose, channel) in `consent_mask`."""
+    return 1 << (CONSENT_PURPOSES.index(purpose) * len(CONSENT_CHANNELS)
+                 + CONSENT_CHANNELS.index(channel))
+
+
+def consent_mask(latest: Mapping[tuple[str, str], str]) -> int:
+    """The bits of the (purpose, channel) pairs whose current action is a grant."""
+    return sum(consent_bit(p, c) for (p, c), action in latest.items()
+               if action == "granted" and p in CONSENT_PURPOSES and c in CONSENT_CHANNELS)
+
+
+def sync_consents(session: Session, tenant: str, external_id: str) -> None:
+    """Rewrites the customer's consent bits from the whole ledger, as the resolver derives
+    it (`preferences.derive_state`); called with every row appended to the ledger."""
+    from hub.customers import consent_entries, get_customer
+    from preferences import derive_state
+
+    customer = get_customer(session, tenant, external_id)
+    if customer is None:
+        return
+    state = derive_state(consent_entries(session, tenant, external_id))
+    _ensure(session, [(tenant, customer.id)])
+    session.execute(update(ACTIVITY).where(ACTIVITY.c.customer_pk == customer.id).values(
+        consent_mask=consent_mask({k: str(v) for k, v in state.latest.items()}),
+        updated_at=utcnow()))

@@ -78,6 +78,9 @@ class CustomerActivity(Base):
     rfm_frequency: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     rfm_monetary: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     rfm: Mapped[str] = mapped_column(String(3), default="111", server_default="111")
+    # The consent ledger's current state as bits (hub.activity.consent_bit): rewritten from
+    # the whole ledger (preferences.derive_state) whenever a row is appended to it.
+    consent_mask: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     counted_at: Mapped[datetime | None]  # when the parcel counters were last recounted
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -23,6 +23,7 @@ from sqlalchemy import (
     true,
 )
 
+from hub.activity import consent_bit
 from hub.audience_filter import (
     AllOf,
     AnyOf,
@@ -36,11 +37,10 @@ from hub.audience_filter import (
     field_spec,
 )
 from hub.audience_models import CustomerActivity
-from hub.models import ConsentRecord, Customer, PushSubscriptionRow
+from hub.models import Customer, PushSubscriptionRow
 
 CUSTOMERS = cast(Table, Customer.__table__)
 ACTIVITY = cast(Table, CustomerActivity.__table__)
-CONSENTS = cast(Table, ConsentRecord.__table__)
 PUSH = cast(Table, PushSubscriptionRow.__table__)
 _COUNTERS = {"parcels_30d", "parcels_90d", "parcels_365d", "conversions_count",
              "conversions_value"}
@@ -165,14 +165,11 @@ def compare(column: ColumnElement[Any], op: Op, value: Any) -> ColumnElement[boo
 
 
 def consent_granted(purpose: str, channel: str) -> ColumnElement[bool]:
-    """The ledger's current state, as `preferences.derive_state` derives it: the row the
-    hub recorded last for (purpose, channel) is a grant (one index probe, ix_consents_current)."""
-    latest = (select(CONSENTS.c.action)
-              .where(CONSENTS.c.tenant == CUSTOMERS.c.tenant,
-                     CONSENTS.c.customer_id == CUSTOMERS.c.external_id,
-                     CONSENTS.c.purpose == purpose, CONSENTS.c.channel == channel)
-              .order_by(CONSENTS.c.id.desc()).limit(1).scalar_subquery())
-    return func.coalesce(latest, "none") == "granted"
+    """A current consent for (purpose, channel): its bit in the activity row's
+    `consent_mask`, which `hub.activity.sync_consents` rewrites from the ledger (as
+    `preferences.derive_state` reads it: the row recorded last wins) with every ledger row."""
+    return func.coalesce(ACTIVITY.c.consent_mask, 0).bitwise_and(
+        consent_bit(purpose, channel)) != 0
 
 
 def address_usable(channel: str) -> ColumnElement[bool]:

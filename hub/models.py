@@ -161,11 +161,7 @@ class ConsentRecord(Base):
     """One row of the append-only consent ledger (never updated; deleted only by erasure)."""
 
     __tablename__ = "consents"
-    __table_args__ = (
-        Index("ix_consents_customer", "customer_id", "recorded_at"),
-        # the current state of one (purpose, channel): the newest row (audience counts)
-        Index("ix_consents_current", "tenant", "customer_id", "purpose", "channel", "id"),
-    )
+    __table_args__ = (Index("ix_consents_customer", "customer_id", "recorded_at"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     tenant: Mapped[str] = _tenant()
     customer_id: Mapped[str] = mapped_column(String(128))

@@ -164,3 +164,51 @@ def test_erasure_leaves_no_traits_parcels_or_activity(client: TestClient,
     with runtime.db.sessions() as session:
         for table in (CustomerParcel, CustomerActivity, Customer):
             assert session.scalar(select(func.count()).select_from(table)) == 0
+
+
+def test_migration_0011_derives_the_consent_bits_of_an_existing_ledger(tmp_path: Path) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    from hub.db import Database
+    from hub.migrate import alembic_config
+
+    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        cfg = alembic_config(db.url)
+        with db.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0010")
+            conn.execute(text(
+                "INSERT INTO customers (id, tenant, external_id, phone_verified, email_verified,"
+                " locale, tone, time_zone, segment, preferences, created_at, updated_at) VALUES"
+                " (1, 'default', 'c-1', 0, 0, 'pl', 'formal', 'Europe/Warsaw', 'individual',"
+                " '{}', '2026-01-01', '2026-01-01')"))
+            for purpose, channel, action in (("marketing", "email", "granted"),
+                                             ("marketing", "sms", "granted"),
+                                             ("marketing", "email", "withdrawn"),
+                                             ("loyalty", "push", "granted")):
+                conn.execute(text(
+                    "INSERT INTO consents (tenant, customer_id, purpose, channel, action,"
+                    " legal_basis, source, recorded_at) VALUES ('default', 'c-1', :p, :c, :a,"
+                    " 'consent', 'api', '2026-01-01')"), {"p": purpose, "c": channel, "a": action})
+            command.upgrade(cfg, "0011")
+            mask = conn.execute(text("SELECT consent_mask FROM customer_activity")).scalar_one()
+        assert mask == activity.consent_bit("marketing", "sms") | activity.consent_bit(
+            "loyalty", "push")
+    finally:
+        db.dispose()
+
+
+def test_the_consent_bits_follow_every_ledger_change(client: TestClient,
+                                                     runtime: HubRuntime) -> None:
+    client.put("/v1/customers/c-1", json={"email": "a@example.pl", "email_verified": True})
+    count = {"filter": {"consent": {"purpose": "marketing", "channels": ["email"]}}}
+    client.post("/v1/customers/c-1/consents", json={
+        "purpose": "marketing", "channel": "email", "action": "granted", "source": "checkout"})
+    assert client.post("/v1/audiences/count", json=count).json()["reachable"]["email"] == 1
+    with runtime.db.transaction() as session:
+        from hub.consents import unsubscribe
+
+        unsubscribe(session, "c-1", "marketing", "email")  # the one-click link's path
+    assert client.post("/v1/audiences/count", json=count).json()["matched"] == 0

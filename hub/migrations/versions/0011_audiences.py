@@ -1,5 +1,5 @@
 """customer data for marketers: traits, parcels and activity, tracked links and clicks,
-conversions, audiences, e-mail opens, and the consent index audience counts read
+conversions, audiences, e-mail opens, and the consent state as bits for audience counts
 
 Revision ID: 0011
 Revises: 0010
@@ -40,8 +40,6 @@ def upgrade() -> None:
         batch.add_column(sa.Column("traits", sa.JSON(), nullable=True))
     with op.batch_alter_table("notifications") as batch:
         batch.add_column(_at("opened_at", nullable=True))
-    op.create_index("ix_consents_current", "consents",
-                    ["tenant", "customer_id", "purpose", "channel", "id"])
     op.create_table(
         "customer_parcels",
         *_customer(),
@@ -69,10 +67,12 @@ def upgrade() -> None:
         sa.Column("rfm_frequency", sa.Integer(), server_default="1", nullable=False),
         sa.Column("rfm_monetary", sa.Integer(), server_default="1", nullable=False),
         sa.Column("rfm", sa.String(length=3), server_default="111", nullable=False),
+        _count("consent_mask"),
         _at("counted_at", nullable=True),
         _at("updated_at"),
         sa.PrimaryKeyConstraint("customer_pk"),
     )
+    _backfill_consent_masks()
     op.create_index("ix_customer_activity_tenant_p90", "customer_activity",
                     ["tenant", "parcels_90d"])
     op.create_index("ix_customer_activity_tenant_parcel", "customer_activity",
@@ -151,6 +151,29 @@ def upgrade() -> None:
     op.create_index("ix_audiences_tenant", "audiences", ["tenant", "id"])
 
 
+def _backfill_consent_masks() -> None:
+    """Every existing customer with a ledger gets its current consent state as bits (the
+    latest row per purpose and channel wins, in the order the hub recorded them)."""
+    # hub.activity.consent_bit as of this revision (a migration keeps its own copy)
+    bits = {(p, c): 1 << (i * 3 + j) for i, p in enumerate(("marketing", "loyalty"))
+            for j, c in enumerate(("sms", "email", "push"))}
+    conn = op.get_bind()
+    rows = conn.execute(sa.text(
+        "SELECT c.id, c.tenant, l.purpose, l.channel, l.action FROM consents l "
+        "JOIN customers c ON c.tenant = l.tenant AND c.external_id = l.customer_id "
+        "ORDER BY c.id, l.id"))
+    latest: dict[tuple[int, str], dict[tuple[str, str], str]] = {}
+    for pk, tenant, purpose, channel, action in rows:
+        latest.setdefault((pk, tenant), {})[(purpose, channel)] = action
+    if latest:
+        conn.execute(sa.text(
+            "INSERT INTO customer_activity (customer_pk, tenant, consent_mask, updated_at) "
+            "VALUES (:pk, :tenant, :mask, CURRENT_TIMESTAMP)"),
+            [{"pk": pk, "tenant": tenant,
+              "mask": sum(bits.get(k, 0) for k, action in state.items() if action == "granted")}
+             for (pk, tenant), state in latest.items()])
+
+
 def downgrade() -> None:
     op.drop_index("ix_audiences_tenant", table_name="audiences")
     op.drop_table("audiences")
@@ -168,7 +191,6 @@ def downgrade() -> None:
     op.drop_table("customer_activity")
     op.drop_index("ix_customer_parcels_seen", table_name="customer_parcels")
     op.drop_table("customer_parcels")
-    op.drop_index("ix_consents_current", table_name="consents")
     with op.batch_alter_table("notifications") as batch:
         batch.drop_column("opened_at")
     with op.batch_alter_table("customers") as batch:
