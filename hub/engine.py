@@ -284,7 +284,7 @@ class Engine:
         if etype.category in TRACKED_CATEGORIES:  # campaign and loyalty links: /c/<token>
             rendered, metadata, links = track_links(
                 self.pipeline.record_secret, self.settings.public_base_url, key, payload,
-                rendered, metadata)
+                rendered, metadata, pixel=self.settings.email_open_pixel)
         env = self.pipeline.envelope(loaded, channel, address, rendered, metadata)
         return Send(key, env, adapter, context=(job, request, rendered),
                     event_id=payload.get("event_id"), job_id=job.id, links=links)

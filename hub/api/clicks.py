@@ -22,6 +22,7 @@ from hub.api.problems import Problem
 from hub.customers import get_customer
 from hub.db import retry_on_conflict, utcnow
 from hub.keys import Principal, Scope
+from hub.receipts import apply_status, find_notification
 from preferences import SUPPORTED_LOCALES
 from preferences.consent import MAX_FUTURE_SKEW
 
@@ -78,6 +79,24 @@ async def follow_link(token: str, request: Request) -> Response:
     if followed is None:
         return _not_found(request)
     return RedirectResponse(followed.url, status_code=302, headers=_HEADERS)
+
+
+@router.api_route("/o/{token}.gif", methods=["GET", "HEAD"], include_in_schema=False)
+async def open_pixel(token: str, request: Request) -> Response:
+    """The optional e-mail open pixel: the first fetch sets the message's `opened_at`.
+    Always the same image, so a forged token learns nothing."""
+    runtime = request.app.state.runtime
+    key = clicks.read_pixel_token(runtime.settings.secret_key.get_secret_value(), token)
+
+    def record() -> None:
+        with runtime.db.transaction() as session:
+            row = find_notification(session, key, None)
+            if row is not None:
+                apply_status(row, "opened", source="open_pixel", receipt_id="open_pixel")
+
+    if key is not None and request.method == "GET":  # image proxies (Gmail) fetch for people
+        await run_in_threadpool(record)
+    return Response(clicks.PIXEL_GIF, media_type="image/gif", headers=_HEADERS)
 
 
 def _recent(at: AwareDatetime) -> AwareDatetime:

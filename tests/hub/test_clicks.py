@@ -231,3 +231,23 @@ def test_conversions_need_the_scope_and_never_reach_another_tenants_customer(
     reader.headers["Authorization"] = "Bearer " + api_key(runtime, Scope.EVENTS_READ,
                                                           producer="r")
     assert reader.post("/v1/conversions", json=_conversion()).status_code == 403
+
+
+def test_the_open_pixel_is_off_by_default_and_counts_one_open_when_on(
+        client: TestClient, runtime: HubRuntime) -> None:
+    assert "/o/" not in _campaign(client, runtime, "email")["parts"]["html"]
+    runtime.settings.email_open_pixel = True
+    html = _campaign(client, runtime, "email", event_id="m-2")["parts"]["html"]
+    pixel = re.search(r'src="[^"]*(/o/[^"]+\.gif)"', html).group(1)  # type: ignore[union-attr]
+    for _ in range(2):
+        reply = client.get(pixel, headers=BROWSER)
+        assert reply.headers["content-type"] == "image/gif"
+    assert client.get("/o/forged.gif").content == clicks.PIXEL_GIF
+    notes = client.get("/v1/events/m-2").json()["notifications"]
+    assert [h["status"] for h in notes[0]["history"]].count("opened") == 1
+    with runtime.db.sessions() as session:
+        from hub.models import Notification
+
+        opened = session.scalars(select(Notification.opened_at).where(
+            Notification.event_type == "marketing.campaign")).all()
+        assert sum(o is not None for o in opened) == 1
