@@ -13,7 +13,7 @@ for three filters:
 
 Each count runs once cold and then 5 times; the median and the worst are printed.
 
-Run: `.venv/bin/python bench/audience.py [--customers 1000000] [--keep]`
+Run: `.venv/bin/python bench/audience.py [--customers 1000000] [--keep | --schema NAME]`
 (HUB_BENCH_PG overrides the server URL; about 2 minutes to load 1M).
 """
 
@@ -68,7 +68,7 @@ SELECT g, 'default', 'c-' || g, NULL,
        'formal', 'Europe/Warsaw',
        CASE WHEN g % 20 < 17 THEN 'individual' ELSE 'business' END,
        '{}'::json,
-       json_build_object('tier', (ARRAY['bronze','silver','gold'])[g % 3 + 1],
+       jsonb_build_object('tier', (ARRAY['bronze','silver','gold'])[g % 3 + 1],
                          'points', (g::bigint * 7919) % 5000, 'city', 'Warszawa'),
        now() - interval '400 days', now()
 FROM generate_series(1, :n) g
@@ -163,24 +163,27 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="keep the schema afterwards")
+    parser.add_argument("--schema", help="count in this kept schema instead of loading one")
     args = parser.parse_args()
-    schema = f"bench_audience_{secrets.token_hex(4)}"
+    schema = args.schema or f"bench_audience_{secrets.token_hex(4)}"
     admin = create_engine(PG)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    if not args.schema:
+        with admin.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
     url = f"{PG}?options=-csearch_path%3D{schema}"
     db = Database(url)
     try:
-        upgrade(db)
-        load(url, args.customers)
+        if not args.schema:
+            upgrade(db)
+            load(url, args.customers)
         time_counts(db, args.runs)
     finally:
         db.dispose()
-        if not args.keep:
+        if args.keep or args.schema:
+            print(f"kept schema {schema}")
+        else:
             with admin.begin() as conn:
                 conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        else:
-            print(f"kept schema {schema}")
         admin.dispose()
 
 

@@ -112,28 +112,27 @@ class Compiler:
         json_type = self.json_type(key)
         if op is Op.EXISTS:
             return json_type.is_not(None) if value else json_type.is_(None)
-        sample = value[0] if isinstance(value, list) else value
-        if isinstance(sample, bool):
-            text = self.json_text(key)
-            wanted = ["true" if v else "false" for v in (
-                value if isinstance(value, list) else [value])] if self.dialect != "sqlite" \
-                else [1 if v else 0 for v in (value if isinstance(value, list) else [value])]
-            typed = json_type.in_(["true", "false"] if self.dialect == "sqlite"
-                                  else ["boolean"])
-            target: Any = wanted if isinstance(value, list) else wanted[0]
-            return and_(typed, compare(text, op, target))
-        if isinstance(sample, str):
-            typed = json_type == ("text" if self.dialect == "sqlite" else "string")
-            return and_(typed, compare(self.json_text(key), op, value))
-        numeric = json_type.in_(["integer", "real"] if self.dialect == "sqlite" else ["number"])
-        number = case((numeric, func.cast(self.json_text(key), Float)), else_=None)
-        return and_(numeric, compare(number, op, value))
+        values = value if isinstance(value, list) else [value]
+        sqlite = self.dialect == "sqlite"
+        typed: ColumnElement[bool]
+        if isinstance(values[0], bool):  # SQLite extracts booleans as 1/0, PG as 'true'
+            typed = json_type.in_(["true", "false"] if sqlite else ["boolean"])
+            wanted: list[Any] = [int(v) if sqlite else str(v).lower() for v in values]
+            column = self.json_text(key)
+        elif isinstance(values[0], str):
+            typed = json_type == ("text" if sqlite else "string")
+            wanted, column = values, self.json_text(key)
+        else:
+            typed = json_type.in_(["integer", "real"] if sqlite else ["number"])
+            wanted = values
+            column = case((typed, func.cast(self.json_text(key), Float)), else_=None)
+        return and_(typed, compare(column, op, wanted if op is Op.IN else wanted[0]))
 
     def json_type(self, key: str) -> ColumnElement[Any]:
         traits = CUSTOMERS.c.traits
         if self.dialect == "sqlite":
             return func.json_type(traits, f"$.{key}")
-        return func.json_typeof(traits.op("->")(literal(key)))
+        return func.jsonb_typeof(traits.op("->")(literal(key)))
 
     def json_text(self, key: str) -> ColumnElement[Any]:
         traits = CUSTOMERS.c.traits
@@ -144,24 +143,25 @@ class Compiler:
 
 def compare(column: ColumnElement[Any], op: Op, value: Any) -> ColumnElement[bool]:
     """`column op value` for the comparison operators (and `exists` on a plain column)."""
+    result: ColumnElement[bool]
     match op:
         case Op.EQ:
-            return column == value
+            result = column == value
         case Op.NE:
-            return or_(column.is_(None), column != value)
+            result = or_(column.is_(None), column != value)
         case Op.IN:
-            return column.in_(value)
+            result = column.in_(value)
         case Op.GT:
-            return column > value
+            result = column > value
         case Op.GTE:
-            return column >= value
+            result = column >= value
         case Op.LT:
-            return column < value
+            result = column < value
         case Op.LTE:
-            return column <= value
-        case Op.EXISTS:
-            return column.is_not(None) if value else column.is_(None)
-    raise ValueError(f"operator {op} does not apply here")
+            result = column <= value
+        case _:  # exists
+            result = column.is_not(None) if value else column.is_(None)
+    return result
 
 
 def consent_granted(purpose: str, channel: str) -> ColumnElement[bool]:

@@ -167,7 +167,7 @@ def record_links(session: Session, sends: Sequence[Send]) -> None:
         select(Customer.id, Customer.tenant, Customer.external_id).where(
             tuple_(Customer.tenant, Customer.external_id).in_(
                 {(s.env.tenant, s.env.customer_id) for s in wanted}))).tuples())
-    now, rows = utcnow(), []
+    now, rows = utcnow(), list[dict[str, Any]]()
     for send in wanted:
         pk = pks.get((send.env.tenant, send.env.customer_id))
         assert send.links is not None

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 import hub.db
 
@@ -37,7 +38,8 @@ def _count(name: str) -> sa.Column:
 
 def upgrade() -> None:
     with op.batch_alter_table("customers") as batch:
-        batch.add_column(sa.Column("traits", sa.JSON(), nullable=True))
+        batch.add_column(sa.Column(
+            "traits", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=True))
     with op.batch_alter_table("notifications") as batch:
         batch.add_column(_at("opened_at", nullable=True))
     op.create_table(
