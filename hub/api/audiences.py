@@ -75,7 +75,7 @@ def create_audience(body: AudienceIn, request: Request, who: Writer) -> dict[str
                                       body.filter, body.purpose))
 
 
-@router.get("")
+@router.get("", responses={404: {"description": "The `after` cursor names no audience"}})
 def list_audiences(request: Request, who: Reader,
                    limit: Annotated[int, Query(ge=1, le=200)] = 50,
                    after: Annotated[str | None, Query(max_length=40)] = None) -> dict[str, Any]:

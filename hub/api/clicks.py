@@ -130,6 +130,7 @@ def _conversion_json(row: Any) -> dict[str, Any]:
 
 @router.post("/v1/conversions", status_code=201, tags=["conversions"],
              responses={200: {"description": "The same conversion was posted before"},
+                        404: {"description": "No such customer in the key's tenant"},
                         409: {"description": "The external id holds another conversion"}})
 @retry_on_conflict  # two posts of one new conversion at once: the loser reports a repeat
 def post_conversion(body: ConversionBody, request: Request, response: Response,
