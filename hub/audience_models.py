@@ -57,10 +57,9 @@ class CustomerActivity(Base):
     `hub.activity`; audiences filter on these columns without touching the event stream."""
 
     __tablename__ = "customer_activity"
-    __table_args__ = (
-        Index("ix_customer_activity_tenant_p90", "tenant", "parcels_90d"),
-        Index("ix_customer_activity_tenant_parcel", "tenant", "last_parcel_at"),
-    )
+    # only the daily refresh's range scan: counters are read by whole-table scans, and
+    # indexing them would make every recount a non-HOT update
+    __table_args__ = (Index("ix_customer_activity_tenant_parcel", "tenant", "last_parcel_at"),)
     customer_pk: Mapped[int] = mapped_column(
         ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
     tenant: Mapped[str] = _tenant()

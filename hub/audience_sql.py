@@ -185,6 +185,7 @@ def address_usable(channel: str) -> ColumnElement[bool]:
 
 
 def reachable(purpose: str, channel: str) -> ColumnElement[bool]:
-    """Reachable for the purpose on the channel: a usable address and a current consent.
-    The address is tested first, so the consent probe runs only for those who have one."""
-    return case((address_usable(channel), consent_granted(purpose, channel)), else_=False)
+    """Reachable for the purpose on the channel: a current consent and a usable address.
+    The consent bit is tested first, so the push subscription probe runs only for those
+    who consented."""
+    return case((consent_granted(purpose, channel), address_usable(channel)), else_=False)

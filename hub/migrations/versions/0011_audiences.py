@@ -75,8 +75,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("customer_pk"),
     )
     _backfill_consent_masks()
-    op.create_index("ix_customer_activity_tenant_p90", "customer_activity",
-                    ["tenant", "parcels_90d"])
     op.create_index("ix_customer_activity_tenant_parcel", "customer_activity",
                     ["tenant", "last_parcel_at"])
     op.create_table(
@@ -189,7 +187,6 @@ def downgrade() -> None:
     op.drop_index("ix_tracked_links_customer", table_name="tracked_links")
     op.drop_table("tracked_links")
     op.drop_index("ix_customer_activity_tenant_parcel", table_name="customer_activity")
-    op.drop_index("ix_customer_activity_tenant_p90", table_name="customer_activity")
     op.drop_table("customer_activity")
     op.drop_index("ix_customer_parcels_seen", table_name="customer_parcels")
     op.drop_table("customer_parcels")
