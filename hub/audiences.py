@@ -45,10 +45,12 @@ def count(session: Session, tenant: str, filter: AudienceFilter,
           purpose: str = "marketing") -> AudienceCount:
     """Matched and reachable-per-channel counts of the tenant's customers (one query)."""
     if session.get_bind().dialect.name == "postgresql":
-        # One scan of cheap expressions: compiling it (JIT) costs more than it saves, and
-        # the join of a million customers to their activity should hash in memory.
-        session.execute(text("SET LOCAL jit = off"))
-        session.execute(text("SET LOCAL work_mem = '64MB'"))
+        # A count reads most of both tables once. The planner cannot estimate trait tests
+        # (JSON expressions) and would probe the activity index per customer for a filter
+        # it wrongly thinks is selective; a hash join in memory bounds the worst case, and
+        # compiling the cheap expressions (JIT) costs more than it saves.
+        for setting in ("jit = off", "enable_nestloop = off", "work_mem = '64MB'"):
+            session.execute(text(f"SET LOCAL {setting}"))
     columns = [func.count().label("matched")] + [
         func.coalesce(func.sum(func.cast(reachable(purpose, ch), Integer)), 0).label(ch)
         for ch in CHANNELS]
