@@ -11,7 +11,8 @@ for three filters:
   2. loyalty: tier gold or silver, RFM recency >= 4, last delivery at a pickup point;
   3. broad: every Polish customer (~70 %), the worst case for the per-channel consent probes.
 
-Each count runs once cold and then 5 times; the median and the worst are printed.
+Each count runs once cold and then 5 times; the median and the worst are printed. Then the
+example's members are streamed as a campaign reads them (`hub.audiences.members`).
 
 Run: `.venv/bin/python bench/audience.py [--customers 1000000] [--keep | --schema NAME]`
 (HUB_BENCH_PG overrides the server URL; about 2 minutes to load 1M).
@@ -157,6 +158,19 @@ def time_counts(db: Database, runs: int) -> None:
               f"{max(warm):>6.3f}s")
 
 
+def time_members(db: Database) -> None:
+    """Streams the issue example's members the way a campaign reads them."""
+    with db.transaction() as session:
+        audience = audiences.create(session, "default", "bench", "issue example",
+                                    parse_filter(FILTERS["issue example"][1]))
+    with db.sessions() as session:
+        started = time.perf_counter()
+        streamed = sum(1 for _ in audiences.members(session, "default", audience.id))
+        took = time.perf_counter() - started
+    print(f"\nmembers of the issue example: {streamed:,} customer ids in {took:.2f} s "
+          f"({audiences.MEMBER_CHUNK:,} per query)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
@@ -176,6 +190,7 @@ def main() -> None:
             upgrade(db)
             load(url, args.customers)
         time_counts(db, args.runs)
+        time_members(db)
     finally:
         db.dispose()
         if args.keep or args.schema:

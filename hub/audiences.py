@@ -32,8 +32,12 @@ class AudienceCount:
     reachable: dict[str, int]
 
 
-def _source() -> Any:
-    return CUSTOMERS.outerjoin(ACTIVITY, ACTIVITY.c.customer_pk == CUSTOMERS.c.id)
+def _source(after: int = 0) -> Any:
+    """Customers with their activity; `after` repeats a page's `id > after` on the activity
+    side, so a merge join starts there instead of at the first row (the planner does not
+    carry the bound across an outer join)."""
+    return CUSTOMERS.outerjoin(ACTIVITY, (ACTIVITY.c.customer_pk == CUSTOMERS.c.id)
+                               & (ACTIVITY.c.customer_pk > after))
 
 
 def _where(session: Session, tenant: str, audience: AudienceFilter) -> Any:
@@ -71,7 +75,7 @@ def members(session: Session, tenant: str, audience_id: int) -> Iterator[int]:
     after = 0
     while True:
         chunk = list(session.scalars(
-            select(CUSTOMERS.c.id).select_from(_source())
+            select(CUSTOMERS.c.id).select_from(_source(after))
             .where(where, CUSTOMERS.c.id > after)
             .order_by(CUSTOMERS.c.id).limit(MEMBER_CHUNK)))
         yield from chunk
