@@ -3,7 +3,8 @@
 `count` answers how many customers match and how many of them are reachable per channel for
 the audience's purpose (a usable address and a current consent), in one SQL query.
 `members` streams the matching customers' primary keys in id order (keyset pages), for
-campaigns. Erased customers have no profile row, so they never match."""
+campaigns. Erased customers have no profile row, so they never match (while an erasure
+waits for sends in flight the profile still exists; the engine's erasure fence skips it)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from hub.db import utcnow
 from preferences.model import CHANNELS
 
 MEMBER_CHUNK = 2_000
+_PG_COUNT_SETTINGS = {"jit": "off", "enable_nestloop": "off", "work_mem": "'64MB'"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,13 +55,16 @@ def count(session: Session, tenant: str, filter: AudienceFilter,
         # (JSON expressions) and would probe the activity index per customer for a filter
         # it wrongly thinks is selective; a hash join in memory bounds the worst case, and
         # compiling the cheap expressions (JIT) costs more than it saves.
-        for setting in ("jit = off", "enable_nestloop = off", "work_mem = '64MB'"):
-            session.execute(text(f"SET LOCAL {setting}"))
+        for setting in _PG_COUNT_SETTINGS:
+            session.execute(text(f"SET LOCAL {setting} = {_PG_COUNT_SETTINGS[setting]}"))
     columns = [func.count().label("matched")] + [
         func.coalesce(func.sum(func.cast(reachable(purpose, ch), Integer)), 0).label(ch)
         for ch in CHANNELS]
     row = session.execute(select(*columns).select_from(_source())
                           .where(_where(session, tenant, filter))).one()
+    if session.get_bind().dialect.name == "postgresql":  # the caller's later queries plan
+        for setting in _PG_COUNT_SETTINGS:  # as usual
+            session.execute(text(f"RESET {setting}"))
     return AudienceCount(int(row.matched), {ch: int(row._mapping[ch]) for ch in CHANNELS})
 
 
