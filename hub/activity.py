@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, String, Table, case, func, select, union, update
+from sqlalchemy import ColumnElement, String, Table, bindparam, case, func, select, union, update
 from sqlalchemy.orm import Session
 
 from hub.audience_models import CustomerActivity, CustomerParcel
@@ -75,24 +75,23 @@ def note_parcels(session: Session, seen: list[ParcelSeen], now: datetime | None 
         {"customer_pk": s.customer_pk, "tenant": s.tenant, "tracking_number": s.tracking_number,
          "first_seen_at": min(s.seen_at, now), "delivery_method": s.delivery_method}
         for s in first.values()], ["customer_pk", "tracking_number"])
-    # the method the latest event shows wins (a redirect to a pickup point); sorted by row
-    # so that two workers lock rows in the same order
-    known = sorted((s for s in seen if s.delivery_method is not None),
-                   key=lambda s: (s.customer_pk, s.tracking_number, s.seen_at))
-    for s in known:
-        session.execute(update(PARCELS).where(
-            PARCELS.c.customer_pk == s.customer_pk,
-            PARCELS.c.tracking_number == s.tracking_number).values(
-            delivery_method=s.delivery_method))
+    # a later event's method wins (a redirect to a pickup point); one statement for the batch,
+    # rows in key order so that two workers lock them in the same order
+    methods = {(s.customer_pk, s.tracking_number): s.delivery_method
+               for s in sorted(seen, key=lambda s: s.seen_at) if s.delivery_method is not None}
+    if methods:
+        session.connection().execute(
+            update(PARCELS).where(PARCELS.c.customer_pk == bindparam("b_pk"),
+                                  PARCELS.c.tracking_number == bindparam("b_tracking"))
+            .values(delivery_method=bindparam("b_method")),
+            [{"b_pk": pk, "b_tracking": t, "b_method": m} for (pk, t), m in sorted(methods.items())])
     _ensure(session, ((s.tenant, s.customer_pk) for s in seen))
-    for s in known:
-        session.execute(update(ACTIVITY).where(ACTIVITY.c.customer_pk == s.customer_pk)
-                        .values(last_delivery_method=s.delivery_method))
     recount(session, {s.customer_pk for s in seen}, now)
 
 
 def recount(session: Session, customer_pks: set[int], now: datetime | None = None) -> None:
-    """Recounts parcel counters, last parcel and RFM of these customers from their rows."""
+    """Recounts parcel counters, last parcel, last delivery method (that of the newest parcel
+    whose method is known) and RFM of these customers from their parcel rows."""
     if not customer_pks:
         return
     now = now or utcnow()
@@ -102,12 +101,15 @@ def recount(session: Session, customer_pks: set[int], now: datetime | None = Non
         return (select(func.count()).where(mine, PARCELS.c.first_seen_at >= now - timedelta(
             days=days)).scalar_subquery())
 
-    session.execute(update(ACTIVITY).where(ACTIVITY.c.customer_pk.in_(sorted(customer_pks)))
-                    .values(**{f"parcels_{d}d": parcels_since(d) for d in WINDOWS},
-                            last_parcel_at=select(func.max(PARCELS.c.first_seen_at))
-                            .where(mine).scalar_subquery(),
-                            counted_at=now, updated_at=now))
-    _score(session, ACTIVITY.c.customer_pk.in_(sorted(customer_pks)), now)
+    which = ACTIVITY.c.customer_pk.in_(sorted(customer_pks))
+    session.execute(update(ACTIVITY).where(which).values(
+        **{f"parcels_{d}d": parcels_since(d) for d in WINDOWS},
+        last_parcel_at=select(func.max(PARCELS.c.first_seen_at)).where(mine).scalar_subquery(),
+        last_delivery_method=select(PARCELS.c.delivery_method)
+        .where(mine, PARCELS.c.delivery_method.is_not(None))
+        .order_by(PARCELS.c.first_seen_at.desc()).limit(1).scalar_subquery(),
+        counted_at=now, updated_at=now))
+    _score(session, which, now)
 
 
 def _score(session: Session, which: ColumnElement[bool], now: datetime) -> None:
@@ -120,11 +122,9 @@ def _score(session: Session, which: ColumnElement[bool], now: datetime) -> None:
     monetary = case(*((ACTIVITY.c.conversions_value >= v, 5 - i)
                       for i, v in enumerate(MONETARY_VALUE)), else_=1)
     session.execute(update(ACTIVITY).where(which).values(
-        rfm_recency=recency, rfm_frequency=frequency, rfm_monetary=monetary))
-    session.execute(update(ACTIVITY).where(which).values(
-        rfm=func.cast(ACTIVITY.c.rfm_recency, String) + func.cast(ACTIVITY.c.rfm_frequency,
-                                                                   String)
-        + func.cast(ACTIVITY.c.rfm_monetary, String)))
+        rfm_recency=recency, rfm_frequency=frequency, rfm_monetary=monetary,
+        rfm=func.cast(recency, String) + func.cast(frequency, String)
+        + func.cast(monetary, String)))
 
 
 def refresh_due(session: Session, since: datetime, now: datetime | None = None) -> int:
