@@ -232,6 +232,7 @@ def _acme_key(runtime: HubRuntime) -> str:
     return create_key(runtime.db, "acme-carrier", [Scope.ADMIN], tenant="acme")
 
 
+@pytest.mark.postgres
 def test_postgresql_counts_the_example_in_one_query(tmp_path: Path) -> None:
     need_service("PostgreSQL", 5432)
     runtime = make_runtime(fresh_pg_url(PG_BASE), tmp_path)
