@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
+from sqlalchemy import event
 
 from hub import activity, audiences
 from hub.api.app import create_app
@@ -243,7 +244,12 @@ def test_postgresql_counts_the_example_in_one_query(tmp_path: Path) -> None:
                 Customer.id).where(Customer.external_id == "c-few"))
             activity.note_parcels(session, [activity.ParcelSeen(
                 pk, "default", f"PL{i}", NOW - timedelta(days=i), "courier") for i in range(3)])
+        statements: list[str] = []
+        event.listen(runtime.db.engine, "before_cursor_execute",
+                     lambda _c, _cur, sql, *_: statements.append(sql))
         assert _count(runtime, EXAMPLE).matched == 3  # c-few now has 3 parcels in 90 days
+        selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+        assert len(selects) == 1 and "customer_activity" in selects[0]  # one query
         counted = _count(runtime, {"all": [
             {"field": "traits.points", "op": "gte", "value": 1000},  # "many" is no error
             {"field": "traits.vip", "op": "eq", "value": True},
