@@ -136,6 +136,8 @@ def test_the_issue_example_counts_matched_and_reachable_per_channel(runtime: Hub
         assert list(audiences.members(session, "default", audience.id)) == sorted(
             [ids["match"], ids["clicked-long-ago"]])
         assert list(audiences.members(session, "acme", audience.id)) == []  # not theirs
+        assert list(audiences.members(session, "default", audience.public_id)) == sorted(
+            [ids["match"], ids["clicked-long-ago"]])
 
 
 @pytest.mark.parametrize("condition, expected", [
