@@ -33,6 +33,7 @@ from sqlalchemy import select, update
 
 from channels.ratelimit import ProviderRateLimiter
 from hub import app_push, failpoints
+from hub.clicks import TRACKED_CATEGORIES, record_links, track_links
 from hub.customers import alive_customers
 from hub.db import Database, utcnow
 from hub.delivery import (
@@ -290,11 +291,19 @@ class Engine:
         targets = (app_push.targets(loaded, stages.transports, meta, utcnow())
                    if channel == app_push.CHANNEL
                    else [(stages.transports.get(channel), address, meta)])
-        sends = [Send(idempotency_key(self.pipeline.record_secret, loaded.event_pk, channel, to),
-                      self.pipeline.envelope(loaded, channel, to, rendered, metadata), adapter,
-                      context=(job, request, rendered), event_id=payload.get("event_id"),
-                      job_id=job.id)
-                 for adapter, to, metadata in targets if adapter is not None]
+        sends = []
+        for adapter, to, metadata in targets:
+            if adapter is None:
+                continue
+            key = idempotency_key(self.pipeline.record_secret, loaded.event_pk, channel, to)
+            body, links = rendered, None
+            if etype.category in TRACKED_CATEGORIES:  # campaign and loyalty links: /c/<token>
+                body, metadata, links = track_links(  # signed like the /c/ route checks
+                    self.settings.secret_key.get_secret_value(), self.settings.public_base_url,
+                    key, payload, rendered, metadata, pixel=self.settings.email_open_pixel)
+            sends.append(Send(key, self.pipeline.envelope(loaded, channel, to, body, metadata),
+                              adapter, context=(job, request, body),
+                              event_id=payload.get("event_id"), job_id=job.id, links=links))
         if not sends:
             stages.limiter.release(request)
             return ChannelDecision(channel, Outcome.FAILED, "channel_unavailable")
@@ -321,6 +330,7 @@ class Engine:
             live = [s for s in sends
                     if s.context[0].id in held and (s.env.tenant, s.env.customer_id) in alive]
             if live:
+                record_links(session, live)  # a retried send finds its rows: same tokens
                 open_sends(session, live, self.in_doubt_seconds)
         calls = []
         for send in sends:

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import delete, exists, null, select, update
 from sqlalchemy.orm import Session
 
+from hub import activity
 from hub.customers import (
     consent_entries,
     customer_key,
@@ -82,6 +83,7 @@ def export_customer(session: Session, tenant: str, key: str, external_id: str
         "profile": {
             "name": customer.name, "locale": customer.locale, "tone": customer.tone,
             "time_zone": customer.time_zone, "segment": customer.segment,
+            "traits": customer.traits or {},
             "created_at": customer.created_at.isoformat(),
             "updated_at": customer.updated_at.isoformat(),
         },
@@ -123,6 +125,7 @@ def export_customer(session: Session, tenant: str, key: str, external_id: str
         ],
         "feedback": export_feedback(session, customer_key(key, tenant, external_id)),
         **export_inbox(session, customer.id),  # the carrier's app: its inbox items
+        "marketing": activity.export_json(session, customer.id),  # issue 13
     }
 
 

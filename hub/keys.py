@@ -28,6 +28,9 @@ class Scope(enum.StrEnum):
     TEMPLATES_SEND = "templates:send"  # test-send to allow-listed recipients
     FEEDBACK_READ = "feedback:read"  # delivery feedback statistics (issue 15)
     WEBHOOKS_WRITE = "webhooks:write"  # outgoing webhook endpoints and their logs (issue 15)
+    AUDIENCES_READ = "audiences:read"  # audiences and their counts (issue 13)
+    AUDIENCES_WRITE = "audiences:write"  # create, change, delete audiences (issue 13)
+    CONVERSIONS_WRITE = "conversions:write"  # report conversions (issue 13)
     ADMIN = "admin"
 
 

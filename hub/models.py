@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from hub.db import UtcDateTime, utcnow
@@ -59,6 +60,9 @@ class Customer(Base):
     time_zone: Mapped[str] = mapped_column(String(64), default="Europe/Warsaw")
     segment: Mapped[str] = mapped_column(String(16), default="individual")
     preferences: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The producer's free key/values (loyalty tier, city...; hub.traits validates them).
+    traits: Mapped[dict[str, Any] | None] = mapped_column(  # binary JSON on PostgreSQL:
+        JSON().with_variant(JSONB(), "postgresql"))  # audience filters read it per row
     # When the contact details last changed: an event's occurred_at for inline details, the
     # request time for an API change. Inline details older than this are never applied, so a
     # retried or late event cannot revert a newer (e.g. verified) phone.
@@ -147,6 +151,7 @@ class Notification(Base):
     provider_message_id: Mapped[str | None] = mapped_column(String(128))
     error: Mapped[str | None] = mapped_column(Text)
     history: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    opened_at: Mapped[datetime | None]  # the first open the provider reported (issue 13)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -469,3 +474,8 @@ class WebhookDelivery(Base):
     log: Mapped[list[Any]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     settled_at: Mapped[datetime | None]
+
+
+# customer data for marketers (issue 13; migration 0011): activity, links, conversions,
+# audiences. Imported here so that the hub's metadata (Alembic, tests) knows the tables.
+import hub.audience_models  # noqa: E402,F401

@@ -11,7 +11,9 @@ from fastapi import FastAPI
 
 from hub import __version__
 from hub.api import (
+    audiences,
     channels,
+    clicks,
     customer_sessions,
     events,
     feedback,
@@ -68,6 +70,8 @@ def create_app(runtime: HubRuntime, embedded_worker: bool = False) -> FastAPI:
     app.include_router(webhook_endpoints.router)  # issue 15: outgoing webhooks
     app.include_router(inbox.router)  # issue 14: the app's inbox and its live stream
     app.include_router(customer_sessions.router)  # issue 14: customer session tokens
+    app.include_router(audiences.router)  # issue 13: audiences and their counts
+    app.include_router(clicks.router)  # issue 13: /c/<token>, POST /v1/conversions
     problems.declare_problems(app)
     app.add_middleware(InputGuard)  # inside the size limit, which bounds what it buffers
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
