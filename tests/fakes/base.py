@@ -76,6 +76,12 @@ Reply = tuple[int, dict[str, str], bytes]
 Route = Callable[[Request], Reply]
 
 
+class _Listener(ThreadingHTTPServer):
+    # A provider's front door takes many connections at once; the standard library's backlog
+    # of 5 drops connects when 64 sends start together on a loaded machine.
+    request_queue_size = 256
+
+
 class FakeServer:
     """A threaded HTTP/1.1 server on 127.0.0.1 and a free port; `handle` is per fake.
 
@@ -132,7 +138,7 @@ class FakeServer:
 
             do_GET = do_POST = do_PUT = do_DELETE = _serve
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _Listener(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
