@@ -158,6 +158,7 @@ class Engine:
         failpoints.reach(failpoints.CLAIMED)
         with self.db.transaction() as session:
             rows = load_batch(session, self.owner, job_ids, self.pipeline.erasure_key)
+            self.pipeline.published.refresh(session)  # a publish counts from the next batch
         jobs = [Job(row, batch) for row in rows]
         for missing in set(job_ids) - {j.id for j in jobs}:  # finished or taken elsewhere
             batch.finished(missing, "lost_lease")
@@ -265,7 +266,8 @@ class Engine:
             rendered = stages.renderer.render(RenderRequest(
                 DIGEST if verdict.digest else etype.name, channel,
                 job.resolution.locales if job.resolution else ("pl",),
-                job.resolution.tone if job.resolution else "formal", context))
+                job.resolution.tone if job.resolution else "formal", context,
+                loaded.recipient.tenant))
         except Exception as exc:  # any failure to render is this channel's; try the next
             stages.limiter.release(request)
             reason = "template_missing" if isinstance(exc, TemplateMissing) else "render_error"

@@ -25,6 +25,8 @@ class Scope(enum.StrEnum):
     CUSTOMERS_WRITE = "customers:write"
     TEMPLATES_READ = "templates:read"
     TEMPLATES_SEND = "templates:send"  # test-send to allow-listed recipients
+    TEMPLATES_WRITE = "templates:write"  # save template drafts (issue 13)
+    TEMPLATES_PUBLISH = "templates:publish"  # publish, roll back, return to the catalog
     FEEDBACK_READ = "feedback:read"  # delivery feedback statistics (issue 15)
     WEBHOOKS_WRITE = "webhooks:write"  # outgoing webhook endpoints and their logs (issue 15)
     ADMIN = "admin"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from hub.db import UtcDateTime, utcnow
@@ -334,6 +334,44 @@ class TemplateTestSend(Base):
     result: Mapped[str] = mapped_column(String(32))
     provider_message_id: Mapped[str | None] = mapped_column(String(128))
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TemplateVersion(Base):
+    """One saved source of a template (event type × locale, the catalog's file unit) for a
+    tenant. Rows are only added; states move draft → published → archived. At most one
+    row per (tenant, template) is published (a partial unique index); a rollback adds a
+    new row copying an older source (`restored_from`)."""
+
+    __tablename__ = "template_versions"
+    __table_args__ = (
+        UniqueConstraint("tenant", "template_id", "number", name="uq_template_versions_number"),
+        Index("uq_template_versions_published", "tenant", "template_id", unique=True,
+              sqlite_where=text("state = 'published'"),
+              postgresql_where=text("state = 'published'")),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant: Mapped[str] = _tenant()
+    template_id: Mapped[str] = mapped_column(String(80))
+    number: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))
+    author: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    note: Mapped[str | None] = mapped_column(String(500))
+    restored_from: Mapped[int | None] = mapped_column(Integer)
+    published_by: Mapped[str | None] = mapped_column(String(200))
+    published_at: Mapped[datetime | None]
+    archived_by: Mapped[str | None] = mapped_column(String(200))
+    archived_at: Mapped[datetime | None]
+
+
+class TemplateGeneration(Base):
+    """A counter per tenant, raised by every publish, rollback and unpublish in the same
+    transaction: each process compares it once per batch to know its renderer is current."""
+
+    __tablename__ = "template_generations"
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer)
 
 
 class UiSession(Base):

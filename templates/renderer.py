@@ -7,9 +7,10 @@ None values are errors, so a gap shows up at preview time, not as a blank in an 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ from templates.formatting import Formatter
 from templates.sms import Encoding, Transliteration, apply_policy
 
 LAYOUT_DIR = Path(__file__).with_name("layout")
-__all__ = ["RenderError", "RenderRequest", "RenderedMessage", "Renderer", "SmsInfo",
+__all__ = ["DraftTemplate", "RenderError", "RenderRequest", "RenderedMessage", "Renderer", "SmsInfo",
            "TemplateMissing"]
 
 
@@ -51,6 +52,28 @@ class RenderRequest:
     locales: tuple[str, ...]
     tone: str
     context: RenderContext
+    tenant: str | None = None  # whose published drafts come before the catalog files
+
+
+@dataclass(frozen=True, slots=True)
+class DraftTemplate:
+    """A compiled draft serving one event type and locale in every tone (the source
+    switches on `formal`), published for a tenant or being previewed."""
+
+    event_type: str
+    locale: str
+    label: str  # shown as the message's template, e.g. "draft:parcel.delivered:pl@v3"
+    template: Template
+
+
+class _Published:
+    """A tenant's published drafts with their own resolution memo (replaced whole on
+    every publish, so a reader never sees half of an update)."""
+
+    def __init__(self, drafts: Mapping[tuple[str, str], DraftTemplate]) -> None:
+        self.drafts = drafts
+        self.event_types = frozenset(event_type for event_type, _ in drafts)
+        self.resolved: dict[tuple[str, str, tuple[str, ...], str], Resolved | None] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +170,7 @@ class Renderer:
                 self.budgets.update(load_budgets(overlay))
         self._resolved: dict[tuple[str, str, tuple[str, ...], str], Resolved | None] = {}
         self._templates: dict[str, Template] = {}
+        self._published: dict[str, _Published] = {}
 
     def context(self, payload: dict[str, Any], profile: dict[str, Any], *, now: datetime,
                 items: list[dict[str, Any]] | None = None, channel: str | None = None,
@@ -176,23 +200,55 @@ class Renderer:
         return found
 
     def resolve(self, event_type: str, channel: str, locales: tuple[str, ...],
-                tone: str) -> Resolved | None:
-        """The file serving a request, walking the locale chain and tones; None if none does."""
+                tone: str, tenant: str | None = None) -> Resolved | None:
+        """The template serving a request, walking the locale chain and tones (the tenant's
+        published draft of a locale before its files); None if none does."""
         key = (event_type, channel, locales, tone)
+        published = self._published.get(tenant) if tenant is not None else None
+        if published is not None and event_type in published.event_types:
+            if key not in published.resolved:
+                published.resolved[key] = self._find(*key, published.drafts)
+            return published.resolved[key]
         if key not in self._resolved:
-            self._resolved[key] = self._find(event_type, channel, locales, tone)
+            self._resolved[key] = self._find(*key)
         return self._resolved[key]
 
-    def _find(self, event_type: str, channel: str, locales: tuple[str, ...],
-              tone: str) -> Resolved | None:
+    def _find(self, event_type: str, channel: str, locales: tuple[str, ...], tone: str,
+              drafts: Mapping[tuple[str, str], DraftTemplate] | None = None) -> Resolved | None:
         files = self.files.get(event_type, {})
-        for stem, locale, got_tone in candidates(locales, tone):
-            name = files.get(stem)
-            if name and all(b in self.template(f"catalog/{name}").blocks
-                            for b in REQUIRED_BLOCKS.get(channel, ("body",))):
-                notes = describe_fallbacks((locales[0], tone), (locale, got_tone))
-                return Resolved(f"catalog/{name}", locale, got_tone, notes)
+        need = REQUIRED_BLOCKS.get(channel, ("body",))
+        for wanted_locale in locales:
+            draft = drafts.get((event_type, wanted_locale)) if drafts else None
+            if draft is not None and all(b in draft.template.blocks for b in need):
+                notes = describe_fallbacks((locales[0], tone), (wanted_locale, tone))
+                return Resolved(draft.label, wanted_locale, tone, notes, draft.template)
+            for stem, locale, got_tone in candidates((wanted_locale,), tone):
+                name = files.get(stem)
+                if name and all(b in self.template(f"catalog/{name}").blocks for b in need):
+                    notes = describe_fallbacks((locales[0], tone), (locale, got_tone))
+                    return Resolved(f"catalog/{name}", locale, got_tone, notes)
         return None
+
+    def compile_draft(self, event_type: str, locale: str, label: str,
+                      source: str) -> DraftTemplate:
+        """A draft compiled in this renderer's sandbox (check it first with
+        templates.drafts.check_source); raises RenderError when it does not compile."""
+        try:
+            template = self.env.from_string(source)
+        except (TemplateError, RecursionError) as exc:
+            raise RenderError(f"{label}: cannot be compiled: {exc}") from exc
+        return DraftTemplate(event_type, locale, label, template)
+
+    def publish(self, tenant: str, drafts: list[DraftTemplate]) -> None:
+        """Makes `drafts` the tenant's published set (replacing the previous one whole);
+        an empty list returns the tenant to the catalog files. One updater at a time
+        (hub.published_templates holds a lock); renders may run concurrently."""
+        current = dict(self._published)
+        if drafts:
+            current[tenant] = _Published({(d.event_type, d.locale): d for d in drafts})
+        else:
+            current.pop(tenant, None)
+        self._published = current  # one reference swap: renders in flight keep the old set
 
     def coverage(self, event_type: str, channel: str, locale: str, tone: str) -> Coverage:
         """present / fallback / missing for one cell (the chain continues to pl, then en)."""
@@ -202,23 +258,31 @@ class Renderer:
             return Coverage.MISSING
         return Coverage.FALLBACK if found.fallbacks else Coverage.PRESENT
 
-    def render(self, request: RenderRequest) -> RenderedMessage:
-        """The message parts for one channel; raises a RenderError subclass on failure."""
-        found = self.resolve(request.event_type, request.channel, request.locales, request.tone)
+    def render(self, request: RenderRequest,
+               draft: DraftTemplate | None = None) -> RenderedMessage:
+        """The message parts for one channel (with `draft`: as if it were published);
+        raises a RenderError subclass on failure."""
+        if draft is None:
+            found = self.resolve(request.event_type, request.channel, request.locales,
+                                 request.tone, request.tenant)
+        else:
+            found = self._find(request.event_type, request.channel, request.locales,
+                               request.tone, {(draft.event_type, draft.locale): draft})
         if found is None:
             raise TemplateMissing(
                 f"no {request.channel} template for {request.event_type} "
                 f"in {'/'.join(request.locales)} ({request.tone})")
         ctx = request.context
         if request.event_type == DIGEST:
-            ctx = with_rendered_items(self._push_parts, ctx, found.locale, found.tone)
+            ctx = with_rendered_items(partial(self._push_parts, request.tenant), ctx,
+                                      found.locale, found.tone)
         blocks = self._blocks(found, request.channel, ctx)
         return self._assemble(request, found, ctx, blocks)
 
-    def _push_parts(self, event_type: str, locales: tuple[str, ...], tone: str,
-                    ctx: RenderContext) -> dict[str, str]:
+    def _push_parts(self, tenant: str | None, event_type: str, locales: tuple[str, ...],
+                    tone: str, ctx: RenderContext) -> dict[str, str]:
         """One digest item as its push title and body."""
-        return self.render(RenderRequest(event_type, "push", locales, tone, ctx)).parts
+        return self.render(RenderRequest(event_type, "push", locales, tone, ctx, tenant)).parts
 
     def _variables(self, ctx: RenderContext, locale: str, tone: str) -> dict[str, Any]:
         fmt = Formatter(locale, ctx.time_zone, ctx.now)
@@ -231,7 +295,7 @@ class Renderer:
         }
 
     def _blocks(self, found: Resolved, channel: str, ctx: RenderContext) -> dict[str, str]:
-        template = self.template(found.name)
+        template = found.compiled if found.compiled is not None else self.template(found.name)
         jctx = template.new_context(self._variables(ctx, found.locale, found.tone))
         wanted = REQUIRED_BLOCKS.get(channel, ()) + OPTIONAL_BLOCKS.get(channel, ())
         out: dict[str, str] = {}

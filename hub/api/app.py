@@ -15,6 +15,7 @@ from hub.api import (
     ops,
     preferences,
     problems,
+    template_versions,
     templates,
     webhook_endpoints,
 )
@@ -50,6 +51,7 @@ def create_app(runtime: HubRuntime, embedded_worker: bool = False) -> FastAPI:
     app.include_router(ops.router)
     app.include_router(preferences.router)
     app.include_router(templates.router)
+    app.include_router(template_versions.router)  # issue 13: drafts published from the page
     app.include_router(channels.router)
     app.include_router(feedback.router)  # issue 15: /f/<token>, GET /v1/feedback
     app.include_router(webhook_endpoints.router)  # issue 15: outgoing webhooks
