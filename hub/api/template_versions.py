@@ -216,4 +216,13 @@ async def unpublish(template_id: TemplateId, request: Request, who: Publisher) -
         raise Problem(409, "not-published", f"{ref.template_id} already uses the catalog file")
 
 
-router = api
+def _router() -> APIRouter:
+    from hub.web.templates.editor import router as editor
+
+    combined = APIRouter()
+    combined.include_router(api)
+    combined.include_router(editor)
+    return combined
+
+
+router = _router()
