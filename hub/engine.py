@@ -397,8 +397,10 @@ class Engine:
         if result.ok:
             fallback = (f"; template fallback: {', '.join(rendered.fallbacks)}"
                         if rendered.fallbacks else "")
+            # a published draft names its version, so support sees which copy was sent
+            draft = f"; {rendered.template}" if rendered.template.startswith("draft:") else ""
             decision = ChannelDecision(channel, Outcome.SENT, "sent",
-                                       f"{result.provider_message_id}{fallback}")
+                                       f"{result.provider_message_id}{fallback}{draft}")
         elif is_unconfirmed(result):  # most likely delivered: neither retried nor failed over
             decision = ChannelDecision(channel, Outcome.SENT, "send_unconfirmed", result.error)
         elif result.circuit_open:  # provider known to be down: wait, no attempt spent

@@ -139,8 +139,8 @@ def rollback(session: Session, row: TemplateVersion, by: str) -> TemplateVersion
         raise VersionConflict(f"version {row.number} is {row.state}; rollback takes a "
                               "version that was published before (archived)")
     _archive_published(session, row.tenant, row.template_id, by)
-    copy = _add(session, row.tenant, row.template_id, row.source, by,
-                f"rollback to version {row.number}", VersionState.PUBLISHED, row.number)
+    copy = _add(session, row.tenant, row.template_id, row.source, by, None,
+                VersionState.PUBLISHED, row.number)
     _bump(session, row.tenant)
     return copy
 

@@ -7,11 +7,13 @@ import re
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from hub.api.app import create_app
 from hub.events import EventIn
 from hub.intake import accept
 from hub.keys import Scope, create_key
+from hub.models import Decision
 from hub.worker import Worker
 from templates.catalog import CATALOG_DIR
 from tests.helpers import api_key, event, make_runtime, read_outbox
@@ -127,6 +129,10 @@ def test_publish_rollback_and_revert_change_the_next_message(both_stores):
     assert "(api, key " in v1.json()["author"]
     assert client.post(f"{URL}/versions/1/publish").json()["state"] == "published"
     assert _send(runtime, tmp, "evt-v1") == "Paczka PL0001234567 czeka, wersja pierwsza."
+    with runtime.db.sessions() as session:  # the decision log names the version sent
+        detail = session.scalars(select(Decision.detail).where(Decision.channel == "sms")
+                                 .order_by(Decision.id.desc())).first()
+    assert detail is not None and detail.endswith(f"; draft:{TEMPLATE}@v1")
 
     # a draft whose preview warns (undefined variable) needs confirmation
     client.post(f"{URL}/drafts", json={"source": with_sms("Druga {{ parcel.nope }}")})
