@@ -21,6 +21,9 @@ KNOWN_BLOCKS = frozenset(b for blocks in (*REQUIRED_BLOCKS.values(), *OPTIONAL_B
                          for b in blocks)
 # a file unit is self-contained: loading other templates would reach past the catalog
 _LOADING = (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)
+# filters whose arguments set the size of what they build: constant and small, or refused
+SIZED_FILTERS = frozenset({"center", "indent", "wordwrap", "batch", "slice", "truncate"})
+MAX_FILTER_ARG = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +74,10 @@ def _walk(tree: nodes.Template) -> Iterator[SourceProblem]:
         elif _private(node):
             yield SourceProblem("sandbox", "attributes starting with '_' are not accessible "
                                 "in templates", line)
+        elif isinstance(node, nodes.Filter) and not _bounded(node):
+            yield SourceProblem("sandbox", f"the filter {node.name!r} takes only constant "
+                                f"numbers up to {MAX_FILTER_ARG} here ('format': use ~)",
+                                line)
 
 
 def _private(node: nodes.Node) -> bool:
@@ -83,6 +90,19 @@ def _private(node: nodes.Node) -> bool:
         return any(isinstance(a, nodes.Const) and str(a.value).startswith("_")
                    for a in node.args) or not all(isinstance(a, nodes.Const) for a in node.args)
     return False
+
+
+def _bounded(node: nodes.Filter) -> bool:
+    """A filter that cannot build something huge: not `format`, and a sized one only with
+    constant arguments whose numbers stay small."""
+    if node.name == "format":
+        return False
+    if node.name not in SIZED_FILTERS:
+        return True
+    args = [*node.args, *(kw.value for kw in node.kwargs)]
+    return all(isinstance(a, nodes.Const) and (not isinstance(a.value, int)
+                                                or abs(a.value) <= MAX_FILTER_ARG)
+               for a in args) and node.dyn_args is None and node.dyn_kwargs is None
 
 
 def covered_channels(blocks: frozenset[str] | set[str]) -> tuple[str, ...]:

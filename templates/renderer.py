@@ -7,6 +7,7 @@ None values are errors, so a gap shows up at preview time, not as a blank in an 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -105,9 +106,32 @@ class RenderedMessage:
     warnings: tuple[str, ...] = field(default=())
 
 
+# The most a `*`, `**` or `%` in a template may build: drafts come from the page, and one
+# `{{ 'x' * 10**9 }}` would otherwise take a worker's memory.
+MAX_BUILT = 100_000
+_WIDE_FORMAT = re.compile(r"%[-+ #0]*(\*|\d{4,})")
+
+
 class CachedSandbox(ImmutableSandboxedEnvironment):
-    """The immutable sandbox with its attribute verdicts memoised: the verdict depends only
-    on the object's type and the attribute name, and templates ask the same ones all day."""
+    """The immutable sandbox with its attribute verdicts memoised (the verdict depends only
+    on the object's type and the attribute name, and templates ask the same ones all day)
+    and with `*`, `**` and `%` bounded by MAX_BUILT."""
+
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if (isinstance(seq, str | list | tuple) and isinstance(times, int)
+                        and len(seq) * times > MAX_BUILT):
+                    raise SecurityError(f"'*' would build more than {MAX_BUILT} items")
+        elif operator == "**":
+            if (isinstance(left, int) and isinstance(right, int)
+                    and right * max(abs(left).bit_length(), 1) > 4096):
+                raise SecurityError("'**' would build a number over 4096 bits")
+        elif isinstance(left, str) and _WIDE_FORMAT.search(left):
+            raise SecurityError("'%' with a field width of 1000 or more (or '*')")
+        return super().call_binop(context, operator, left, right)
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

@@ -64,6 +64,12 @@ def _problem(reply, status: int, slug: str) -> dict:
     ("{% block sms %}{{ parcel|attr('__class__') }}{% endblock %}", "sandbox"),
     ("{% block sms %}{{ customer['_sa_instance_state'] }}{% endblock %}", "sandbox"),
     ("{% block sms %}{% include 'layout/email.html.j2' %}{% endblock %}", "sandbox"),
+    # what would take a worker's memory: refused statically or by the sample render
+    ("{% block sms %}{{ 'x' * 10**9 }}{% endblock %}", "sandbox"),
+    ("{% block sms %}{{ 2 ** 99999999 }}{% endblock %}", "sandbox"),
+    ("{% block sms %}{{ '%0999999d' % 1 }}{% endblock %}", "sandbox"),
+    ("{% block sms %}{{ parcel.tracking_number|center(10**9) }}{% endblock %}", "sandbox"),
+    ("{% block sms %}{{ '%s'|format(parcel) }}{% endblock %}", "sandbox"),
     ("{% block sms %}{{ parcel.tracking_number }{% endblock %}", "syntax"),
     ("{% block sms %}{{ " + "(" * 2000 + "1" + ")" * 2000 + " }}{% endblock %}", "syntax"),
     ("{% block sns %}typo{% endblock %}", "unknown_block"),
