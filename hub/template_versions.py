@@ -54,7 +54,7 @@ def parse_template_id(tenant: str, template_id: str) -> TemplateRef | None:
     return TemplateRef(template_id, event_type, locale)
 
 
-def _rows(tenant: str, template_id: str) -> Select[tuple[TemplateVersion]]:
+def _rows(tenant: str, template_id: str) -> Select[TemplateVersion]:
     return select(TemplateVersion).where(TemplateVersion.tenant == tenant,
                                          TemplateVersion.template_id == template_id)
 

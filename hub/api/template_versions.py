@@ -5,7 +5,7 @@ what (`templates:read`). A template id is `<event type>:<locale>`, e.g. `parcel.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -80,6 +80,14 @@ class DraftPreviewOut(BaseModel):
     previews: list[CellPreviewOut]
 
 
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/problem+json": {}}}
+
+
+CONFLICT: dict[int | str, dict[str, Any]] = {409: _problem(
+    "confirmation required, the version's state forbids it, or a concurrent change (retry)")}
+
+
 def author_of(who: Principal, via: str = "api") -> str:
     """Who changed a template, as the history shows it (no personal data: the key)."""
     return f"{who.producer} ({via}, key {who.key_id})"
@@ -145,7 +153,8 @@ def list_versions(template_id: TemplateId, request: Request, who: Reader) -> Ver
                        versions=[version_out(r) for r in rows])
 
 
-@api.post("/{template_id}/drafts", response_model=VersionOut, status_code=201)
+@api.post("/{template_id}/drafts", response_model=VersionOut, status_code=201,
+          responses=CONFLICT)
 async def save_draft(template_id: TemplateId, body: DraftIn, request: Request,
                      who: Writer) -> VersionOut:
     """Saves the source as the next draft version (refused: syntax errors, anything the
@@ -174,7 +183,8 @@ async def preview_draft(template_id: TemplateId, body: SourceIn, request: Reques
     return draft_preview_out(ref, checked)
 
 
-@api.post("/{template_id}/versions/{number}/publish", response_model=VersionOut)
+@api.post("/{template_id}/versions/{number}/publish", response_model=VersionOut,
+          responses=CONFLICT)
 async def publish_version(template_id: TemplateId, number: Number, request: Request,
                           who: Publisher, body: PublishIn | None = None) -> VersionOut:
     """Publishes a draft: the next message of this template uses it, in every process."""
@@ -190,7 +200,7 @@ async def publish_version(template_id: TemplateId, number: Number, request: Requ
 
 
 @api.post("/{template_id}/versions/{number}/rollback", response_model=VersionOut,
-          status_code=201)
+          status_code=201, responses=CONFLICT)
 async def rollback_version(template_id: TemplateId, number: Number, request: Request,
                            who: Publisher) -> VersionOut:
     """Publishes an earlier version again, as a new version copying its source."""
@@ -203,7 +213,7 @@ async def rollback_version(template_id: TemplateId, number: Number, request: Req
     return version_out(row)
 
 
-@api.post("/{template_id}/unpublish", status_code=204)
+@api.post("/{template_id}/unpublish", status_code=204, responses=CONFLICT)
 async def unpublish(template_id: TemplateId, request: Request, who: Publisher) -> None:
     """Returns the template to the catalog file (the published version is archived)."""
     ref = template_ref(who, template_id)
