@@ -31,22 +31,25 @@ def hub(tmp_path: Path) -> Iterator[dict]:
     keys = {"marketer": api_key(runtime, Scope.TEMPLATES_READ, Scope.TEMPLATES_WRITE,
                                 Scope.TEMPLATES_PUBLISH, producer="marketing-team"),
             "producer": api_key(runtime, Scope.EVENTS_WRITE, producer="parcel-system")}
+    # the worker of "another process": one renderer for the whole test, which must notice
+    # each publish, rollback and revert by itself
+    worker = make_runtime(runtime.settings.database_url, tmp_path)
     with served(runtime, free_port()) as base:
-        yield {"base": base, "runtime": runtime, "tmp": tmp_path, **keys}
+        yield {"base": base, "runtime": runtime, "worker": worker, "tmp": tmp_path, **keys}
+    worker.db.dispose()
     runtime.db.dispose()
 
 
 def next_sms(hub: dict, event_id: str) -> str:
-    """Posts an event over HTTP and lets a worker of its own (another renderer, as another
-    process would have) deliver it; the SMS the console channel wrote."""
+    """Posts an event over HTTP and lets the other process's worker deliver it; the SMS the
+    console channel wrote."""
     import httpx
 
     reply = httpx.post(f"{hub['base']}/v1/events", json=event(event_id),
                        headers={"Authorization": f"Bearer {hub['producer']}"})
     assert reply.status_code in (200, 201, 202), reply.text
-    worker = make_runtime(hub["runtime"].settings.database_url, hub["tmp"])
+    worker = hub["worker"]
     Worker(worker.db, worker.pipeline, worker.settings).drain(timeout=10)
-    worker.db.dispose()
     return str([m for m in read_outbox(hub["tmp"] / "outbox.jsonl")
                 if m["channel"] == "sms"][-1]["parts"]["body"])
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from functools import partial
 
 import pytest
 from fastapi.testclient import TestClient
@@ -113,13 +114,11 @@ def test_hostile_requests(client):
         "required_scope"] == "templates:publish"
 
 
-def _send(runtime, tmp_path, event_id: str) -> str:
-    """Posts an event and drains it through a separate pipeline (another process's
-    renderer); the SMS body the console channel wrote."""
-    second = make_runtime(runtime.settings.database_url, tmp_path)
+def _send(runtime, worker, tmp_path, event_id: str) -> str:
+    """Posts an event and drains it with `worker`, a long-lived runtime of its own (another
+    process's renderer, which must notice each publish); the SMS the console channel wrote."""
     accept(runtime.db, "test-carrier", [EventIn.model_validate(event(event_id))])
-    Worker(second.db, second.pipeline, second.settings).drain(timeout=10)
-    second.db.dispose()
+    Worker(worker.db, worker.pipeline, worker.settings).drain(timeout=10)
     sms = [m for m in read_outbox(tmp_path / "outbox.jsonl") if m["channel"] == "sms"]
     return str(sms[-1]["parts"]["body"])  # the newest
 
@@ -127,14 +126,16 @@ def _send(runtime, tmp_path, event_id: str) -> str:
 def test_publish_rollback_and_revert_change_the_next_message(both_stores):
     client = both_stores
     runtime, tmp = client.runtime, client.tmp
-    assert "czeka na odbior" in _send(runtime, tmp, "evt-file")  # the catalog file
+    worker = make_runtime(runtime.settings.database_url, tmp)  # "another process"
+    send = partial(_send, runtime, worker, tmp)
+    assert "czeka na odbior" in send("evt-file")  # the catalog file
 
     v1 = client.post(f"{URL}/drafts", json={"source": with_sms(
         "Paczka {{ parcel.tracking_number }} czeka, wersja pierwsza."), "note": "krócej"})
     assert v1.status_code == 201 and v1.json()["state"] == "draft"
     assert "(api, key " in v1.json()["author"]
     assert client.post(f"{URL}/versions/1/publish").json()["state"] == "published"
-    assert _send(runtime, tmp, "evt-v1") == "Paczka PL0001234567 czeka, wersja pierwsza."
+    assert send("evt-v1") == "Paczka PL0001234567 czeka, wersja pierwsza."
     with runtime.db.sessions() as session:  # the decision log names the version sent
         detail = session.scalars(select(Decision.detail).where(Decision.channel == "sms")
                                  .order_by(Decision.id.desc())).first()
@@ -147,13 +148,13 @@ def test_publish_rollback_and_revert_change_the_next_message(both_stores):
     client.post(f"{URL}/drafts", json={"source": with_sms("Paczka {{ parcel.tracking_number }}"
                                                           ", wersja trzecia.")})
     assert client.post(f"{URL}/versions/3/publish", json={"confirm": True}).status_code == 200
-    assert _send(runtime, tmp, "evt-v3") == "Paczka PL0001234567, wersja trzecia."
+    assert send("evt-v3") == "Paczka PL0001234567, wersja trzecia."
 
     # rollback to v1 adds v4 with v1's source; v3 is archived; publishing v1 again is refused
     _problem(client.post(f"{URL}/versions/1/publish"), 409, "version-conflict")
     v4 = client.post(f"{URL}/versions/1/rollback").json()
     assert (v4["number"], v4["state"], v4["restored_from"]) == (4, "published", 1)
-    assert _send(runtime, tmp, "evt-v4") == "Paczka PL0001234567 czeka, wersja pierwsza."
+    assert send("evt-v4") == "Paczka PL0001234567 czeka, wersja pierwsza."
     history = client.get(f"{URL}/versions").json()
     assert history["published"] == 4
     assert [(v["number"], v["state"]) for v in history["versions"]] == [
@@ -161,8 +162,9 @@ def test_publish_rollback_and_revert_change_the_next_message(both_stores):
     assert history["versions"][1]["archived_by"] is not None
 
     assert client.post(f"{URL}/unpublish").status_code == 204
-    assert "czeka na odbior" in _send(runtime, tmp, "evt-back")
+    assert "czeka na odbior" in send("evt-back")
     _problem(client.post(f"{URL}/unpublish"), 409, "not-published")
+    worker.db.dispose()
 
 
 def test_publish_refuses_a_draft_that_drops_a_channel(client):
