@@ -106,8 +106,9 @@ def _page(request: Request, who: PageUser, ref: TemplateRef, lang: str, *,
         rows = store.versions(session, who.tenant, ref.template_id)
     live = next((r for r in rows if r.state == store.VersionState.PUBLISHED), None)
     shown = next((r for r in rows if r.number == version), None) if version else None
-    if source is None:
-        base = shown or live or (rows[0] if rows else None)
+    if source is None:  # the chosen version, else the one in use, else a draft in progress
+        latest_draft = rows[0] if rows and rows[0].state == store.VersionState.DRAFT else None
+        base = shown or live or latest_draft
         source = base.source if base is not None else _catalog_source(ref)
     previews, problem = None, None
     try:
