@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from jinja2 import FileSystemLoader, PrefixLoader, StrictUndefined, Template
+from jinja2 import FileSystemLoader, FunctionLoader, PrefixLoader, StrictUndefined, Template
 from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -34,6 +34,7 @@ from templates.catalog import (
 from templates.context import Brand, RenderContext, build_context
 from templates.digest import with_rendered_items
 from templates.errors import RenderError, SandboxViolation, TemplateMissing, UndefinedVariable
+from templates.inline import InlineSource
 from templates.formatting import Formatter
 from templates.sms import Encoding, Transliteration, apply_policy
 
@@ -51,6 +52,7 @@ class RenderRequest:
     locales: tuple[str, ...]
     tone: str
     context: RenderContext
+    template_set: str | None = None  # an inline set (a campaign variant) instead of the catalog
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,17 +120,20 @@ class Renderer:
     def __init__(self, catalog: Path = CATALOG_DIR,
                  transliteration: Transliteration = Transliteration.OVER_BUDGET,
                  brand: Brand | None = None, links: LinkFactory | None = None,
-                 overlays: tuple[Path, ...] = ()) -> None:
+                 overlays: tuple[Path, ...] = (), inline: InlineSource | None = None) -> None:
         """`overlays`: further catalog directories (same layout) whose files add to or
-        override the catalog's, the first overlay winning."""
+        override the catalog's, the first overlay winning; `inline`: template sets kept
+        elsewhere (campaign variants), asked for by `RenderRequest.template_set`."""
         self.catalog = catalog
         self.overlays = overlays
         self.transliteration = transliteration
         self.brand = brand or Brand()
         self.links = links
+        self.inline = inline
         self.env = CachedSandbox(
             loader=PrefixLoader({"catalog": FileSystemLoader([*overlays, catalog]),
-                                 "layout": FileSystemLoader(LAYOUT_DIR)}),
+                                 "layout": FileSystemLoader(LAYOUT_DIR),
+                                 "inline": FunctionLoader(self._inline_source)}),
             undefined=StrictUndefined,
             autoescape=lambda name: bool(name and name.endswith(".html.j2")),
             finalize=_no_none,
@@ -145,8 +150,19 @@ class Renderer:
                 self.files.setdefault(event_type, {}).update(stems)
             if (overlay / "budgets.toml").exists():
                 self.budgets.update(load_budgets(overlay))
-        self._resolved: dict[tuple[str, str, tuple[str, ...], str], Resolved | None] = {}
+        self._resolved: dict[tuple[str, str | None, str, tuple[str, ...], str],
+                             Resolved | None] = {}
         self._templates: dict[str, Template] = {}
+
+    def with_inline(self, inline: InlineSource) -> Renderer:
+        """A renderer like this one reading template sets from `inline` (previews)."""
+        return Renderer(self.catalog, self.transliteration, self.brand, self.links,
+                        self.overlays, inline)
+
+    def _inline_source(self, name: str) -> str | None:
+        key, _, stem = name.removesuffix(".j2").rpartition("/")
+        stems = self.inline.stems(key) if self.inline is not None else None
+        return (stems or {}).get(stem)
 
     def context(self, payload: dict[str, Any], profile: dict[str, Any], *, now: datetime,
                 items: list[dict[str, Any]] | None = None, channel: str | None = None,
@@ -176,22 +192,33 @@ class Renderer:
         return found
 
     def resolve(self, event_type: str, channel: str, locales: tuple[str, ...],
-                tone: str) -> Resolved | None:
-        """The file serving a request, walking the locale chain and tones; None if none does."""
-        key = (event_type, channel, locales, tone)
+                tone: str, template_set: str | None = None) -> Resolved | None:
+        """The file serving a request, walking the locale chain and tones; None if none does.
+        With `template_set`, the inline set of that name serves it instead of the catalog."""
+        key = (event_type, template_set, channel, locales, tone)
         if key not in self._resolved:
-            self._resolved[key] = self._find(event_type, channel, locales, tone)
+            found = self._find(self._files(event_type, template_set), channel, locales, tone)
+            if found is None and template_set is not None:
+                return None  # not memoised: the set may be stored after this miss
+            self._resolved[key] = found
         return self._resolved[key]
 
-    def _find(self, event_type: str, channel: str, locales: tuple[str, ...],
+    def _files(self, event_type: str, template_set: str | None) -> dict[str, str]:
+        """File stem → loader name of the templates that may serve a request."""
+        if template_set is None:
+            return {stem: f"catalog/{name}"
+                    for stem, name in self.files.get(event_type, {}).items()}
+        stems = self.inline.stems(template_set) if self.inline is not None else None
+        return {stem: f"inline/{template_set}/{stem}.j2" for stem in stems or {}}
+
+    def _find(self, files: dict[str, str], channel: str, locales: tuple[str, ...],
               tone: str) -> Resolved | None:
-        files = self.files.get(event_type, {})
         for stem, locale, got_tone in candidates(locales, tone):
             name = files.get(stem)
-            if name and all(b in self.template(f"catalog/{name}").blocks
+            if name and all(b in self.template(name).blocks
                             for b in REQUIRED_BLOCKS.get(channel, ("body",))):
                 notes = describe_fallbacks((locales[0], tone), (locale, got_tone))
-                return Resolved(f"catalog/{name}", locale, got_tone, notes)
+                return Resolved(name, locale, got_tone, notes)
         return None
 
     def coverage(self, event_type: str, channel: str, locale: str, tone: str) -> Coverage:
@@ -204,11 +231,12 @@ class Renderer:
 
     def render(self, request: RenderRequest) -> RenderedMessage:
         """The message parts for one channel; raises a RenderError subclass on failure."""
-        found = self.resolve(request.event_type, request.channel, request.locales, request.tone)
+        found = self.resolve(request.event_type, request.channel, request.locales, request.tone,
+                             request.template_set)
         if found is None:
             raise TemplateMissing(
-                f"no {request.channel} template for {request.event_type} "
-                f"in {'/'.join(request.locales)} ({request.tone})")
+                f"no {request.channel} template for {request.template_set or request.event_type}"
+                f" in {'/'.join(request.locales)} ({request.tone})")
         ctx = request.context
         if request.event_type == DIGEST:
             ctx = with_rendered_items(self._push_parts, ctx, found.locale, found.tone)
