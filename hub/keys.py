@@ -29,6 +29,9 @@ class Scope(enum.StrEnum):
     WEBHOOKS_WRITE = "webhooks:write"  # outgoing webhook endpoints and their logs (issue 15)
     CAMPAIGNS_READ = "campaigns:read"  # campaigns, their progress and reports (issue 13)
     CAMPAIGNS_WRITE = "campaigns:write"  # create, start, pause, resume, cancel (issue 13)
+    AUDIENCES_READ = "audiences:read"  # audiences and their counts (issue 13)
+    AUDIENCES_WRITE = "audiences:write"  # create, change, delete audiences (issue 13)
+    CONVERSIONS_WRITE = "conversions:write"  # report conversions (issue 13)
     ADMIN = "admin"
 
 

@@ -59,6 +59,8 @@ class Customer(Base):
     time_zone: Mapped[str] = mapped_column(String(64), default="Europe/Warsaw")
     segment: Mapped[str] = mapped_column(String(16), default="individual")
     preferences: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The producer's free key/values (loyalty tier, city...; hub.traits validates them).
+    traits: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # When the contact details last changed: an event's occurred_at for inline details, the
     # request time for an API change. Inline details older than this are never applied, so a
     # retried or late event cannot revert a newer (e.g. verified) phone.
@@ -147,6 +149,7 @@ class Notification(Base):
     provider_message_id: Mapped[str | None] = mapped_column(String(128))
     error: Mapped[str | None] = mapped_column(Text)
     history: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    opened_at: Mapped[datetime | None]  # the first open the provider reported (issue 13)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -158,7 +161,11 @@ class ConsentRecord(Base):
     """One row of the append-only consent ledger (never updated; deleted only by erasure)."""
 
     __tablename__ = "consents"
-    __table_args__ = (Index("ix_consents_customer", "customer_id", "recorded_at"),)
+    __table_args__ = (
+        Index("ix_consents_customer", "customer_id", "recorded_at"),
+        # the current state of one (purpose, channel): the newest row (audience counts)
+        Index("ix_consents_current", "tenant", "customer_id", "purpose", "channel", "id"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     tenant: Mapped[str] = _tenant()
     customer_id: Mapped[str] = mapped_column(String(128))
@@ -526,3 +533,7 @@ class CampaignRecipient(Base):
     send_at: Mapped[datetime]
     event_pk: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+# customer data for marketers (issue 13; migration 0011): activity, links, conversions,
+# audiences. Imported here so that the hub's metadata (Alembic, tests) knows the tables.
+import hub.audience_models  # noqa: E402,F401
