@@ -14,10 +14,10 @@ from channels.ratelimit import build_rate_limiter
 from hub import migrate, transports
 from hub.alerts import OpsAlerts
 from hub.campaigns.copy import CampaignTemplates
+from hub.campaigns.runner import start_loop as start_campaigns  # campaign runner
 from hub.customers import tombstone_key
 from hub.db import Database, make_engine
 from hub.event_catalog import template_overlays  # configured templates (issue 15)
-from hub.campaigns.runner import start_loop as start_campaigns  # campaign runner
 from hub.followups.firing import start_loop as start_followups  # follow-up timers
 from hub.keys import KeyVerifier
 from hub.links import message_links

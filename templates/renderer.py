@@ -34,8 +34,8 @@ from templates.catalog import (
 from templates.context import Brand, RenderContext, build_context
 from templates.digest import with_rendered_items
 from templates.errors import RenderError, SandboxViolation, TemplateMissing, UndefinedVariable
-from templates.inline import InlineSource
 from templates.formatting import Formatter
+from templates.inline import InlineSource
 from templates.sms import Encoding, Transliteration, apply_policy
 
 LAYOUT_DIR = Path(__file__).with_name("layout")

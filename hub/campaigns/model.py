@@ -125,7 +125,8 @@ class CampaignIn(_Strict):
     """A new campaign (created as a draft; `POST .../start` starts it)."""
 
     name: Annotated[str, Field(min_length=1, max_length=200)]
-    audience_id: Annotated[int, Field(ge=1, le=2**31 - 1)]
+    audience_id: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^aud_[\w-]+$",
+                                      description="the audience's public id (aud_...)")]
     category: Literal["marketing", "loyalty"]
     channels: Annotated[list[Channel], Field(min_length=1, max_length=3)]
     variants: Annotated[list[VariantIn], Field(min_length=1, max_length=5)]
