@@ -95,7 +95,7 @@ def drafts(renderer: Renderer, ctx: RenderContext, source: str, seconds: float) 
     for label, tenant in (("catalog file (no tenant)", None),
                           ("file, tenant with other drafts", "other"),
                           ("tenant's published draft", "same")):
-        request = RenderRequest(EVENT, "sms", (LOCALE, "pl", "en"), TONE, ctx, tenant)
+        request = RenderRequest(EVENT, "sms", (LOCALE, "pl", "en"), TONE, ctx, tenant=tenant)
         got = rate(lambda request=request: renderer.render(request), seconds)
         base = base or got
         print(f"{label:34} {got:10,.0f} {got / base:8.2f}")

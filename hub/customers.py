@@ -24,6 +24,7 @@ from hub.models import (
 )
 from hub.settings import Settings
 from hub.suppressions import without_suppressed
+from hub.traits import MAX_KEYS as MAX_TRAITS
 from preferences import (
     AddressError,
     ConsentEntry,
@@ -138,6 +139,12 @@ def apply_inline(customer: Customer, ref: dict[str, Any], ckey: str) -> None:
                     problem=str(exc.problem))
     if ref.get("email"):
         set_email(customer, ref["email"], verified=None)
+    if ref.get("traits"):
+        merged = {**(customer.traits or {}), **ref["traits"]}
+        if len(merged) <= MAX_TRAITS:
+            customer.traits = merged
+        else:
+            log.warning("inline_traits_ignored", customer=ckey, keys=len(merged))
 
 
 def set_phone(customer: Customer, phone: str | None, verified: bool | None) -> None:

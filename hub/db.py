@@ -140,3 +140,16 @@ class Database:
     def dispose(self) -> None:
         self.engine.dispose()
         self._read_engine.dispose()
+
+
+def insert_ignoring(session: Session, model: Any, rows: list[dict[str, Any]],
+                    conflict: list[str]) -> None:
+    """Inserts rows, skipping those that collide on the unique columns `conflict` (the row
+    already there wins), on SQLite and PostgreSQL alike."""
+    if not rows:
+        return
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(dialect_insert(model).on_conflict_do_nothing(index_elements=conflict), rows)

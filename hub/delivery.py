@@ -16,7 +16,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
@@ -31,6 +31,9 @@ from hub.models import DEFAULT_TENANT, Notification
 from hub.receipts import deactivate_address
 from hub.settings import get_settings
 from hub.webhooks_out import NotificationRef, record_status_change
+
+if TYPE_CHECKING:
+    from hub.clicks import LinkSet
 
 log = get_logger("delivery")
 
@@ -100,6 +103,7 @@ class Send:
     event_id: str | None = None  # the producer's event id, for the logs
     job_id: int | None = None
     context: Any = field(default=None, repr=False)  # the caller's own bookkeeping
+    links: LinkSet | None = None  # tracked links of a campaign/loyalty message (hub.clicks)
 
 
 def _entry(status: str, now: datetime, detail: str | None = None) -> dict[str, str]:

@@ -33,6 +33,7 @@ from sqlalchemy import select, update
 
 from channels.ratelimit import ProviderRateLimiter
 from hub import failpoints
+from hub.campaigns.copy import campaign_channels, template_set_of  # issue 13
 from hub.customers import alive_customers
 from hub.db import Database, utcnow
 from hub.delivery import (
@@ -222,7 +223,8 @@ class Engine:
 
     def _resolve(self, loaded: Loaded) -> Resolution:
         etype, recipient = loaded.etype, loaded.recipient
-        return resolve(EventFacts(etype.name, etype.category, etype.urgent), recipient.profile,
+        return resolve(EventFacts(etype.name, etype.category, etype.urgent,
+                                  campaign_channels(loaded.payload)), recipient.profile,
                        recipient.preferences, recipient.consents,
                        enabled_channels=tuple(self.pipeline.stages.transports))
 
@@ -267,7 +269,9 @@ class Engine:
                 DIGEST if verdict.digest else etype.name, channel,
                 job.resolution.locales if job.resolution else ("pl",),
                 job.resolution.tone if job.resolution else "formal", context,
-                loaded.recipient.tenant))
+                template_set=None if verdict.digest else template_set_of(
+                    payload, loaded.recipient.tenant),
+                tenant=loaded.recipient.tenant))
         except Exception as exc:  # any failure to render is this channel's; try the next
             stages.limiter.release(request)
             reason = "template_missing" if isinstance(exc, TemplateMissing) else "render_error"

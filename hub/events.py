@@ -21,6 +21,8 @@ from pydantic import (
     model_validator,
 )
 
+from hub.traits import Traits
+
 
 class Category(enum.StrEnum):
     """Legal category of a message: decides whether consent is needed."""
@@ -119,6 +121,7 @@ class CustomerRef(_Strict):
     tone: Annotated[str, Field(pattern=r"^(formal|informal)$")] | None = None
     time_zone: Annotated[str, Field(max_length=64)] | None = None
     segment: Annotated[str, Field(pattern=r"^(individual|business)$")] | None = None
+    traits: Traits | None = None  # merged into the profile's traits (newer events only)
 
 
 class EtaWindow(_Strict):

@@ -59,6 +59,8 @@ class Customer(Base):
     time_zone: Mapped[str] = mapped_column(String(64), default="Europe/Warsaw")
     segment: Mapped[str] = mapped_column(String(16), default="individual")
     preferences: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The producer's free key/values (loyalty tier, city...; hub.traits validates them).
+    traits: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # When the contact details last changed: an event's occurred_at for inline details, the
     # request time for an API change. Inline details older than this are never applied, so a
     # retried or late event cannot revert a newer (e.g. verified) phone.
@@ -147,6 +149,7 @@ class Notification(Base):
     provider_message_id: Mapped[str | None] = mapped_column(String(128))
     error: Mapped[str | None] = mapped_column(Text)
     history: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    opened_at: Mapped[datetime | None]  # the first open the provider reported (issue 13)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -158,7 +161,11 @@ class ConsentRecord(Base):
     """One row of the append-only consent ledger (never updated; deleted only by erasure)."""
 
     __tablename__ = "consents"
-    __table_args__ = (Index("ix_consents_customer", "customer_id", "recorded_at"),)
+    __table_args__ = (
+        Index("ix_consents_customer", "customer_id", "recorded_at"),
+        # the current state of one (purpose, channel): the newest row (audience counts)
+        Index("ix_consents_current", "tenant", "customer_id", "purpose", "channel", "id"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     tenant: Mapped[str] = _tenant()
     customer_id: Mapped[str] = mapped_column(String(128))
@@ -504,3 +511,67 @@ class WebhookDelivery(Base):
     log: Mapped[list[Any]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     settled_at: Mapped[datetime | None]
+
+
+# --- campaigns (issue 13): A/B variants and a holdout over an audience ---
+
+
+class Campaign(Base):
+    """A marketing or loyalty send to an audience: variants with weights, a holdout, a
+    schedule and a send rate; `state` follows hub.campaigns.model.CampaignState. The runner
+    materialises recipients after `cursor` (the last customer pk assigned) under a lease."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (Index("ix_campaigns_tenant", "tenant", "id"),
+                      Index("ix_campaigns_due", "state", "start_at"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant: Mapped[str] = _tenant()
+    name: Mapped[str] = mapped_column(String(200))
+    audience_id: Mapped[int] = mapped_column(Integer)
+    category: Mapped[str] = mapped_column(String(16))
+    channels: Mapped[list[str]]
+    variants: Mapped[list[Any]] = mapped_column(JSON)  # [{name, weight, templates}]
+    holdout_percent: Mapped[int] = mapped_column(Integer, default=0)
+    schedule: Mapped[str] = mapped_column(String(16))  # now | at | local_time
+    start_at: Mapped[datetime | None]  # `at`: the instant; set to the start otherwise
+    local_time: Mapped[str | None] = mapped_column(String(5))  # "HH:MM" for local_time
+    send_rate: Mapped[int | None] = mapped_column(Integer)  # messages/s; None = no cap
+    seed: Mapped[str] = mapped_column(String(64))  # the assignment hash's key
+    state: Mapped[str] = mapped_column(String(16), default="draft")
+    created_by: Mapped[str] = mapped_column(String(32))  # API key id
+    audience_size: Mapped[int | None] = mapped_column(Integer)  # counted at the start
+    cursor: Mapped[int] = mapped_column(Integer, default=0)
+    materialised: Mapped[bool] = mapped_column(default=False)
+    released_at: Mapped[datetime | None]  # last release of events (the send-rate clock)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class CampaignRecipient(Base):
+    """One customer of a campaign, assigned once: its variant (or `holdout`), when its
+    message is due, and the event that carries it. Unique per (campaign, customer), so a
+    re-run or a restarted runner never assigns or sends anyone twice."""
+
+    __tablename__ = "campaign_recipients"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "customer_pk", name="uq_campaign_recipients_once"),
+        Index("ix_campaign_recipients_due", "campaign_id", "state", "send_at"),
+        Index("ix_campaign_recipients_event", "event_pk"),
+        Index("ix_campaign_recipients_customer", "customer_pk"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    customer_pk: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    variant: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16))  # assigned|queued|holdout|cancelled
+    send_at: Mapped[datetime]
+    event_pk: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+# customer data for marketers (issue 13; migration 0011): activity, links, conversions,
+# audiences. Imported here so that the hub's metadata (Alembic, tests) knows the tables.
+import hub.audience_models  # noqa: E402,F401

@@ -97,9 +97,10 @@ def sample_payload(event_type: str, locale: str, parcel: dict[str, Any] | None =
 def preview(renderer: Renderer, event_type: str, channel: str, locale: str, tone: str, *,
             payload: dict[str, Any] | None = None, profile: dict[str, Any] | None = None,
             items: list[dict[str, Any]] | None = None,
-            now: datetime | None = None, draft: DraftTemplate | None = None) -> Preview:
-    """Renders one template (with `draft`: that draft as if published) with sample (or
-    given) data; never raises a RenderError."""
+            now: datetime | None = None, template_set: str | None = None,
+            draft: DraftTemplate | None = None) -> Preview:
+    """Renders one template (of the catalog, the inline `template_set`, or with `draft`:
+    that draft as if published) with sample (or    given) data; never raises a RenderError."""
     payload = payload or sample_payload(event_type, locale)
     payload = {**payload, "type": event_type}
     profile = profile or PROFILES.get(locale, PROFILES["pl"])
@@ -108,7 +109,8 @@ def preview(renderer: Renderer, event_type: str, channel: str, locale: str, tone
     try:
         ctx = renderer.context(payload, profile, now=now or SAMPLE_NOW, items=items)
         chain = tuple(dict.fromkeys((locale, "pl", "en")))
-        message = renderer.render(RenderRequest(event_type, channel, chain, tone, ctx), draft)
+        message = renderer.render(RenderRequest(event_type, channel, chain, tone, ctx,
+                                                template_set), draft)
     except RenderError as exc:
         return Preview(None, (_error_warning(exc),))
     # malformed sample data from the caller: a parcel part of the wrong shape (AttributeError),

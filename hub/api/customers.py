@@ -32,6 +32,7 @@ from hub.gdpr import consent_json, erase, export_customer, forget_outside_store,
 from hub.keys import Principal, Scope
 from hub.links import preference_link
 from hub.models import Customer, PushSubscriptionRow
+from hub.traits import Traits
 from preferences import (
     SUPPORTED_LOCALES,
     AddressError,
@@ -72,6 +73,7 @@ class CustomerIn(_Strict):
     phone_verified: bool = False
     email: EmailStr | None = None
     email_verified: bool = False
+    traits: Traits | None = None  # replaced whole, like every other field of a PUT
 
 
 class QuietHoursIn(_Strict):
@@ -164,6 +166,7 @@ def customer_json(session: Session, customer: Customer) -> dict[str, Any]:
         "tone": customer.tone, "time_zone": customer.time_zone, "segment": customer.segment,
         "phone": customer.phone, "phone_verified": customer.phone_verified,
         "email": customer.email, "email_verified": customer.email_verified,
+        "traits": customer.traits or {},
         "push_subscriptions": [{"id": s.id, "endpoint": s.endpoint,
                                 "created_at": s.created_at.isoformat()} for s in subs],
         "created_at": customer.created_at.isoformat(),
@@ -200,6 +203,7 @@ def put_customer(customer_id: CustomerId, body: CustomerIn, request: Request,
         customer.time_zone, customer.segment = zone, body.segment
         set_phone(customer, phone, body.phone_verified)
         set_email(customer, str(body.email) if body.email else None, body.email_verified)
+        customer.traits = body.traits or None
         session.flush()
         return customer_json(session, customer)
 

@@ -1,7 +1,7 @@
 """template drafts and versions published from the page, and the per-tenant generation
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0012
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 import hub.db
 
 revision: str = "0013"
-down_revision: str | None = "0010"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,193 @@
+"""Compiles a validated audience filter to one SQL condition over `customers` (outer-joined
+to `customer_activity`), for SQLite and PostgreSQL. No per-customer Python: a count is one
+query, a member list one keyset-paged query."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+import phonenumbers
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Table,
+    and_,
+    case,
+    false,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+)
+
+from hub.audience_filter import (
+    AllOf,
+    AnyOf,
+    AudienceFilter,
+    ConsentCondition,
+    FieldCondition,
+    Kind,
+    NotOf,
+    Op,
+    ReachableCondition,
+    field_spec,
+)
+from hub.audience_models import CustomerActivity
+from hub.models import ConsentRecord, Customer, PushSubscriptionRow
+
+CUSTOMERS = cast(Table, Customer.__table__)
+ACTIVITY = cast(Table, CustomerActivity.__table__)
+CONSENTS = cast(Table, ConsentRecord.__table__)
+PUSH = cast(Table, PushSubscriptionRow.__table__)
+_COUNTERS = {"parcels_30d", "parcels_90d", "parcels_365d", "conversions_count",
+             "conversions_value"}
+
+
+class Compiler:
+    """Turns a filter into a WHERE clause; `now` fixes "within N days" for one query."""
+
+    def __init__(self, dialect: str, now: datetime) -> None:
+        self.dialect, self.now = dialect, now
+
+    def where(self, audience: AudienceFilter) -> ColumnElement[bool]:
+        return self.condition(audience.root)
+
+    def condition(self, node: Any) -> ColumnElement[bool]:
+        if isinstance(node, AllOf):
+            return and_(*(self.condition(c) for c in node.all))
+        if isinstance(node, AnyOf):
+            return or_(*(self.condition(c) for c in node.any))
+        if isinstance(node, NotOf):
+            return not_(self.condition(node.not_))
+        if isinstance(node, ConsentCondition):
+            tests = [consent_granted(node.consent.purpose, ch) for ch in node.consent.channels]
+            return or_(*tests) if node.consent.any else and_(*tests)
+        if isinstance(node, ReachableCondition):
+            tests = [address_usable(ch) for ch in node.reachable.channels]
+            return or_(*tests) if node.reachable.any else and_(*tests)
+        assert isinstance(node, FieldCondition)
+        return self.field(node)
+
+    def field(self, cond: FieldCondition) -> ColumnElement[bool]:
+        spec = field_spec(cond.field)
+        if spec.kind is Kind.TRAIT:
+            return self.trait(cond.field.removeprefix("traits."), cond.op, cond.value)
+        if cond.field == "phone_country":
+            return self.phone_country(cond.op, cond.value)
+        column = self.column(cond.field)
+        if spec.kind is Kind.TIME:
+            return self.time(column, cond.op, cond.value)
+        return compare(column, cond.op, cond.value)
+
+    @staticmethod
+    def column(name: str) -> ColumnElement[Any]:
+        if name.startswith("activity."):
+            col = ACTIVITY.c[name.removeprefix("activity.")]
+            # a customer without an activity row has no parcels, clicks or conversions
+            return func.coalesce(col, 0) if col.name in _COUNTERS else col
+        return CUSTOMERS.c[name]
+
+    def time(self, column: ColumnElement[Any], op: Op, value: Any) -> ColumnElement[bool]:
+        if op is Op.EXISTS:
+            return column.is_not(None) if value else column.is_(None)
+        since = self.now - timedelta(days=int(value))
+        within = and_(column.is_not(None), column >= since)
+        return within if op is Op.WITHIN_DAYS else or_(column.is_(None), column < since)
+
+    def phone_country(self, op: Op, value: Any) -> ColumnElement[bool]:
+        """By the number's calling code (+48 is PL; +1 is every NANP country alike)."""
+        phone = CUSTOMERS.c.phone
+        if op is Op.EXISTS:
+            return phone.is_not(None) if value else phone.is_(None)
+        regions = value if isinstance(value, list) else [value]
+        codes = {phonenumbers.country_code_for_region(str(r).upper()) for r in regions}
+        matched = or_(false(), *(phone.like(f"+{code}%") for code in codes if code))
+        return and_(phone.is_not(None), not_(matched)) if op is Op.NE else matched
+
+    def trait(self, key: str, op: Op, value: Any) -> ColumnElement[bool]:
+        """A trait test that never fails on a value of another type: it is simply false."""
+        json_type = self.json_type(key)
+        if op is Op.EXISTS:
+            return json_type.is_not(None) if value else json_type.is_(None)
+        sample = value[0] if isinstance(value, list) else value
+        if isinstance(sample, bool):
+            text = self.json_text(key)
+            wanted = ["true" if v else "false" for v in (
+                value if isinstance(value, list) else [value])] if self.dialect != "sqlite" \
+                else [1 if v else 0 for v in (value if isinstance(value, list) else [value])]
+            typed = json_type.in_(["true", "false"] if self.dialect == "sqlite"
+                                  else ["boolean"])
+            target: Any = wanted if isinstance(value, list) else wanted[0]
+            return and_(typed, compare(text, op, target))
+        if isinstance(sample, str):
+            typed = json_type == ("text" if self.dialect == "sqlite" else "string")
+            return and_(typed, compare(self.json_text(key), op, value))
+        numeric = json_type.in_(["integer", "real"] if self.dialect == "sqlite" else ["number"])
+        number = case((numeric, func.cast(self.json_text(key), Float)), else_=None)
+        return and_(numeric, compare(number, op, value))
+
+    def json_type(self, key: str) -> ColumnElement[Any]:
+        traits = CUSTOMERS.c.traits
+        if self.dialect == "sqlite":
+            return func.json_type(traits, f"$.{key}")
+        return func.json_typeof(traits.op("->")(literal(key)))
+
+    def json_text(self, key: str) -> ColumnElement[Any]:
+        traits = CUSTOMERS.c.traits
+        if self.dialect == "sqlite":
+            return func.json_extract(traits, f"$.{key}")
+        return traits.op("->>")(literal(key))
+
+
+def compare(column: ColumnElement[Any], op: Op, value: Any) -> ColumnElement[bool]:
+    """`column op value` for the comparison operators (and `exists` on a plain column)."""
+    match op:
+        case Op.EQ:
+            return column == value
+        case Op.NE:
+            return or_(column.is_(None), column != value)
+        case Op.IN:
+            return column.in_(value)
+        case Op.GT:
+            return column > value
+        case Op.GTE:
+            return column >= value
+        case Op.LT:
+            return column < value
+        case Op.LTE:
+            return column <= value
+        case Op.EXISTS:
+            return column.is_not(None) if value else column.is_(None)
+    raise ValueError(f"operator {op} does not apply here")
+
+
+def consent_granted(purpose: str, channel: str) -> ColumnElement[bool]:
+    """The ledger's current state, as `preferences.derive_state` derives it: the row the
+    hub recorded last for (purpose, channel) is a grant (one index probe, ix_consents_current)."""
+    latest = (select(CONSENTS.c.action)
+              .where(CONSENTS.c.tenant == CUSTOMERS.c.tenant,
+                     CONSENTS.c.customer_id == CUSTOMERS.c.external_id,
+                     CONSENTS.c.purpose == purpose, CONSENTS.c.channel == channel)
+              .order_by(CONSENTS.c.id.desc()).limit(1).scalar_subquery())
+    return latest == "granted"
+
+
+def address_usable(channel: str) -> ColumnElement[bool]:
+    """What consent-based messages need on the channel: a verified number or e-mail, or a
+    live push subscription (suppressed addresses are keyed digests and not seen here)."""
+    c = CUSTOMERS.c
+    if channel == "sms":
+        return and_(c.phone.is_not(None), c.phone_verified == true())
+    if channel == "email":
+        return and_(c.email.is_not(None), c.email_verified == true())
+    return select(PUSH.c.id).where(PUSH.c.customer_pk == c.id,
+                                   PUSH.c.active == true()).exists()
+
+
+def reachable(purpose: str, channel: str) -> ColumnElement[bool]:
+    """Reachable for the purpose on the channel: a usable address and a current consent.
+    The address is tested first, so the consent probe runs only for those who have one."""
+    return case((address_usable(channel), consent_granted(purpose, channel)), else_=False)
