@@ -25,6 +25,7 @@ from hub.api.limits import BodySizeLimit
 from hub.logs import configure
 from hub.runtime import HubRuntime
 from hub.settings import get_settings, refuse_dev_secret
+from hub.web.campaigns import pages as campaign_pages
 
 
 def create_app(runtime: HubRuntime, embedded_worker: bool = False) -> FastAPI:
@@ -57,6 +58,7 @@ def create_app(runtime: HubRuntime, embedded_worker: bool = False) -> FastAPI:
     app.include_router(feedback.router)  # issue 15: /f/<token>, GET /v1/feedback
     app.include_router(webhook_endpoints.router)  # issue 15: outgoing webhooks
     app.include_router(campaigns.router)  # issue 13: campaigns, their progress and reports
+    app.include_router(campaign_pages.router)  # issue 13: /ui/campaigns
     problems.declare_problems(app)
     app.add_middleware(InputGuard)  # inside the size limit, which bounds what it buffers
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)

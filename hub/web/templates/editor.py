@@ -28,8 +28,8 @@ from hub.keys import Scope
 from hub.models import TemplateVersion
 from hub.template_versions import TemplateRef
 from hub.web.templates import sessions
-from hub.web.templates.pages import CSP, HERE, PAGES, _same_origin, _user
-from hub.web.templates.pages import _html as _page_html
+from hub.web.templates.pages import HERE, PAGES, _same_origin, _user
+from hub.web.templates.pages import html_with_fetch as _html
 from hub.web.templates.sessions import COOKIE, PageUser
 from templates import DIGEST, LOCALES
 from templates.catalog import CATALOG_DIR
@@ -38,13 +38,6 @@ from templates.drafts import MAX_SOURCE_BYTES
 router = APIRouter(prefix="/ui/templates", include_in_schema=False)
 TEXT: dict[str, dict[str, str]] = tomllib.loads((HERE / "editor.toml").read_text("utf-8"))
 LANGS = ("pl", "en")
-
-
-def _html(body: str, status: int = 200) -> HTMLResponse:
-    """The pages' headers, plus fetch to this origin for the live preview."""
-    reply = _page_html(body, status)
-    reply.headers["Content-Security-Policy"] = f"{CSP}; connect-src 'self'"
-    return reply
 
 
 def _lang(value: str | None) -> str:
