@@ -249,10 +249,10 @@ async def act(campaign_id: int, request: Request) -> Response:
         action = Action(fields.get("action", ""))
         row = await run_in_threadpool(store.act, _db(request), who.tenant, campaign_id,
                                       action, utcnow())
-    except (ValueError, store.IllegalTransition):
-        row = None
-    if row is None:
+    except (ValueError, store.IllegalTransition):  # unknown action, or not in this state
         return html_with_fetch("<!DOCTYPE html><title>409</title>", 409)
+    if row is None:  # no such campaign of this tenant
+        return html_with_fetch("<!DOCTYPE html><title>404</title>", 404)
     return RedirectResponse(f"/ui/campaigns/{campaign_id}?" + urlencode({"lang": lang}),
                             status_code=303)
 
