@@ -277,8 +277,8 @@ async def audience_count(request: Request) -> Response:
         purpose = body.get("purpose") if body.get("purpose") in ("marketing", "loyalty") else (
             "marketing")
     except (ValueError, KeyError, TypeError) as exc:  # ValidationError is a ValueError
-        return JSONResponse({"problem": _errors_of(exc)[0] if isinstance(
-            exc, ValidationError | ValueError) else str(exc)})
+        problem = _errors_of(exc)[0] if isinstance(exc, ValueError) else f"missing {exc}"
+        return JSONResponse({"problem": problem})
 
     def count() -> Any:
         with _db(request).sessions() as session:
@@ -321,7 +321,8 @@ async def variant_preview(request: Request) -> Response:
         built = campaign_body(fields, channels, "aud_preview")["variants"]
         variant = next(v for v in built if v["name"] == fields.get(f"v{index}.name", ""))
         CampaignIn.model_validate({**campaign_body(fields, channels, "aud_preview"),
-                                   "variants": [variant], "schedule": {"kind": "now"}})
+                                   "name": "preview", "variants": [variant],
+                                   "schedule": {"kind": "now"}})
     except ValidationError as exc:
         return JSONResponse({"problem": "; ".join(_errors_of(exc)[:3])})
     except (ValueError, KeyError, TypeError, StopIteration, AttributeError):
