@@ -76,6 +76,10 @@ def test_a_campaign_from_the_form_and_its_actions(runtime):
     assert client.post(action, data={"csrf": csrf, "action": "resume"}).status_code == 409
     assert client.post(action, data={"csrf": csrf, "action": "start"}).status_code == 200
     assert "zaplanowana" in client.get(f"/ui/campaigns/{campaign_id}").text
+    for step, state in (("pause", "wstrzymana"), ("resume", "zaplanowana"),
+                        ("cancel", "anulowana")):
+        assert client.post(action, data={"csrf": csrf, "action": step}).status_code == 200
+        assert f'id="campaign-state">{state}<' in client.get(f"/ui/campaigns/{campaign_id}").text
 
     other, other_csrf = logged_in(runtime, *MARKETER, tenant="acme")
     assert other.get(f"/ui/campaigns/{campaign_id}").status_code == 404
