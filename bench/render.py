@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import jinja2
 
-from templates import Renderer, RenderRequest
+from templates import RenderContext, Renderer, RenderRequest
 from templates.catalog import CATALOG_DIR, OPTIONAL_BLOCKS, REQUIRED_BLOCKS
 from templates.email import facts
 from templates.formatting import Formatter
@@ -79,6 +79,26 @@ def main(seconds: float) -> None:
         hub = rate(lambda request=request: renderer.render(request), seconds)
         top = rate(ceiling, seconds)
         print(f"{channel:8} {hub:14,.0f} {top:14,.0f} {hub / top:7.2f}")
+    drafts(renderer, ctx, source, seconds)
+
+
+def drafts(renderer: Renderer, ctx: RenderContext, source: str, seconds: float) -> None:
+    """The same SMS from the catalog file, for a tenant whose published drafts are of other
+    templates, and from a tenant's published draft of the same source: the draft path
+    should cost what the file path costs."""
+    other = renderer.compile_draft("parcel.delivered", LOCALE, "draft:other", source)
+    same = renderer.compile_draft(EVENT, LOCALE, "draft:same", source)
+    renderer.publish("other", [other])
+    renderer.publish("same", [same])
+    print(f"\n{'sms from':34} {'renders/s':>10} {'vs file':>8}")
+    base = 0.0
+    for label, tenant in (("catalog file (no tenant)", None),
+                          ("file, tenant with other drafts", "other"),
+                          ("tenant's published draft", "same")):
+        request = RenderRequest(EVENT, "sms", (LOCALE, "pl", "en"), TONE, ctx, tenant=tenant)
+        got = rate(lambda request=request: renderer.render(request), seconds)
+        base = base or got
+        print(f"{label:34} {got:10,.0f} {got / base:8.2f}")
 
 
 if __name__ == "__main__":

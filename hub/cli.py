@@ -114,6 +114,7 @@ def worker_cmd(
 
 
 def _run_workers(settings: Settings, threads: int, stop: threading.Event) -> None:
+    from hub.campaigns.runner import start_loop as start_campaigns
     from hub.followups.firing import start_loop
     from hub.runtime import HubRuntime
     from hub.webhook_sender import start_webhook_sender
@@ -121,6 +122,7 @@ def _run_workers(settings: Settings, threads: int, stop: threading.Event) -> Non
 
     runtime = HubRuntime.build(settings)
     followups = start_loop(runtime)  # due timers fire here too (claims are leased)
+    campaigns = start_campaigns(runtime)  # and campaigns run here (leased, one at a time)
     webhooks = start_webhook_sender(runtime.db, settings, stop)  # outgoing webhooks
     if settings.broker_url:
         import dramatiq
@@ -150,6 +152,7 @@ def _run_workers(settings: Settings, threads: int, stop: threading.Event) -> Non
         worker.stop()
         running.join(timeout=90)
     followups.stop()
+    campaigns.stop()
     webhooks.join(timeout=settings.webhook_timeout_seconds + 5)
     runtime.db.dispose()
 

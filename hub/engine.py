@@ -33,6 +33,7 @@ from sqlalchemy import select, update
 
 from channels.ratelimit import ProviderRateLimiter
 from hub import app_push, failpoints
+from hub.campaigns.copy import campaign_channels, template_set_of  # issue 13
 from hub.clicks import TRACKED_CATEGORIES, record_links, track_links
 from hub.customers import alive_customers
 from hub.db import Database, utcnow
@@ -161,6 +162,7 @@ class Engine:
         failpoints.reach(failpoints.CLAIMED)
         with self.db.transaction() as session:
             rows = load_batch(session, self.owner, job_ids, self.pipeline.erasure_key)
+            self.pipeline.published.refresh(session)  # a publish counts from the next batch
         jobs = [Job(row, batch) for row in rows]
         for missing in set(job_ids) - {j.id for j in jobs}:  # finished or taken elsewhere
             batch.finished(missing, "lost_lease")
@@ -227,7 +229,8 @@ class Engine:
 
     def _resolve(self, loaded: Loaded) -> Resolution:
         etype, recipient = loaded.etype, loaded.recipient
-        return resolve(EventFacts(etype.name, etype.category, etype.urgent), recipient.profile,
+        return resolve(EventFacts(etype.name, etype.category, etype.urgent,
+                                  campaign_channels(loaded.payload)), recipient.profile,
                        recipient.preferences, recipient.consents,
                        enabled_channels=app_push.enabled_channels(self.pipeline.stages.transports))
 
@@ -277,7 +280,10 @@ class Engine:
             rendered = stages.renderer.render(RenderRequest(
                 DIGEST if verdict.digest else etype.name, channel,
                 job.resolution.locales if job.resolution else ("pl",),
-                job.resolution.tone if job.resolution else "formal", context))
+                job.resolution.tone if job.resolution else "formal", context,
+                template_set=None if verdict.digest else template_set_of(
+                    payload, loaded.recipient.tenant),
+                tenant=loaded.recipient.tenant))
         except Exception as exc:  # any failure to render is this channel's; try the next
             stages.limiter.release(request)
             reason = "template_missing" if isinstance(exc, TemplateMissing) else "render_error"
@@ -442,8 +448,10 @@ class Engine:
         if result.ok:
             fallback = (f"; template fallback: {', '.join(rendered.fallbacks)}"
                         if rendered.fallbacks else "")
+            # a published draft names its version, so support sees which copy was sent
+            draft = f"; {rendered.template}" if rendered.template.startswith("draft:") else ""
             decision = ChannelDecision(channel, Outcome.SENT, "sent",
-                                       f"{result.provider_message_id}{fallback}")
+                                       f"{result.provider_message_id}{fallback}{draft}")
         elif is_unconfirmed(result):  # most likely delivered: neither retried nor failed over
             decision = ChannelDecision(channel, Outcome.SENT, "send_unconfirmed", result.error)
         elif result.circuit_open:  # provider known to be down: wait, no attempt spent

@@ -26,8 +26,12 @@ class Scope(enum.StrEnum):
     CUSTOMERS_WRITE = "customers:write"
     TEMPLATES_READ = "templates:read"
     TEMPLATES_SEND = "templates:send"  # test-send to allow-listed recipients
+    TEMPLATES_WRITE = "templates:write"  # save template drafts (issue 13)
+    TEMPLATES_PUBLISH = "templates:publish"  # publish, roll back, return to the catalog
     FEEDBACK_READ = "feedback:read"  # delivery feedback statistics (issue 15)
     WEBHOOKS_WRITE = "webhooks:write"  # outgoing webhook endpoints and their logs (issue 15)
+    CAMPAIGNS_READ = "campaigns:read"  # campaigns, their progress and reports (issue 13)
+    CAMPAIGNS_WRITE = "campaigns:write"  # create, start, pause, resume, cancel (issue 13)
     AUDIENCES_READ = "audiences:read"  # audiences and their counts (issue 13)
     AUDIENCES_WRITE = "audiences:write"  # create, change, delete audiences (issue 13)
     CONVERSIONS_WRITE = "conversions:write"  # report conversions (issue 13)
@@ -57,9 +61,11 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-# The producer of the events follow-up timers create (hub.followups.firing.PRODUCER): no key
-# may post as it, so nobody can take the deterministic ids of timers not yet fired.
+# The producers of the hub's own events (follow-up timers: hub.followups.firing.PRODUCER;
+# campaigns: hub.campaigns.copy.PRODUCER): no key may post as them, so nobody can take the
+# deterministic ids of timers not yet fired or of campaign messages not yet queued.
 RESERVED_PRODUCER = "hub-rules"
+RESERVED_PRODUCERS = frozenset({RESERVED_PRODUCER, "hub-campaigns"})
 
 
 def create_key(db: Database, producer: str, scopes: list[Scope], name: str | None = None,
@@ -68,8 +74,9 @@ def create_key(db: Database, producer: str, scopes: list[Scope], name: str | Non
 
     A producer name belongs to one tenant (event ids are unique per producer), so a name
     already used by another tenant raises ValueError."""
-    if producer == RESERVED_PRODUCER:
-        raise ValueError(f"producer {producer!r} is the hub's own (follow-up timers)")
+    if producer in RESERVED_PRODUCERS:
+        raise ValueError(f"producer {producer!r} is the hub's own (follow-up timers, "
+                         "campaigns)")
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     with db.transaction() as session:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -344,6 +344,44 @@ class TemplateTestSend(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class TemplateVersion(Base):
+    """One saved source of a template (event type × locale, the catalog's file unit) for a
+    tenant. Rows are only added; states move draft → published → archived. At most one
+    row per (tenant, template) is published (a partial unique index); a rollback adds a
+    new row copying an older source (`restored_from`)."""
+
+    __tablename__ = "template_versions"
+    __table_args__ = (
+        UniqueConstraint("tenant", "template_id", "number", name="uq_template_versions_number"),
+        Index("uq_template_versions_published", "tenant", "template_id", unique=True,
+              sqlite_where=text("state = 'published'"),
+              postgresql_where=text("state = 'published'")),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant: Mapped[str] = _tenant()
+    template_id: Mapped[str] = mapped_column(String(80))
+    number: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))
+    author: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    note: Mapped[str | None] = mapped_column(String(500))
+    restored_from: Mapped[int | None] = mapped_column(Integer)
+    published_by: Mapped[str | None] = mapped_column(String(200))
+    published_at: Mapped[datetime | None]
+    archived_by: Mapped[str | None] = mapped_column(String(200))
+    archived_at: Mapped[datetime | None]
+
+
+class TemplateGeneration(Base):
+    """A counter per tenant, raised by every publish, rollback and unpublish in the same
+    transaction: each process compares it once per batch to know its renderer is current."""
+
+    __tablename__ = "template_generations"
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer)
+
+
 class UiSession(Base):
     """A marketer's login to the /ui pages: the cookie holds a random token, stored here
     only as its SHA-256; the API key itself never leaves the login request."""
@@ -475,6 +513,65 @@ class WebhookDelivery(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     settled_at: Mapped[datetime | None]
 
+
+# --- campaigns (issue 13): A/B variants and a holdout over an audience ---
+
+
+class Campaign(Base):
+    """A marketing or loyalty send to an audience: variants with weights, a holdout, a
+    schedule and a send rate; `state` follows hub.campaigns.model.CampaignState. The runner
+    materialises recipients after `cursor` (the last customer pk assigned) under a lease."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (Index("ix_campaigns_tenant", "tenant", "id"),
+                      Index("ix_campaigns_due", "state", "start_at"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant: Mapped[str] = _tenant()
+    name: Mapped[str] = mapped_column(String(200))
+    audience_id: Mapped[int] = mapped_column(Integer)
+    category: Mapped[str] = mapped_column(String(16))
+    channels: Mapped[list[str]]
+    variants: Mapped[list[Any]] = mapped_column(JSON)  # [{name, weight, templates}]
+    holdout_percent: Mapped[int] = mapped_column(Integer, default=0)
+    schedule: Mapped[str] = mapped_column(String(16))  # now | at | local_time
+    start_at: Mapped[datetime | None]  # `at`: the instant; set to the start otherwise
+    local_time: Mapped[str | None] = mapped_column(String(5))  # "HH:MM" for local_time
+    send_rate: Mapped[int | None] = mapped_column(Integer)  # messages/s; None = no cap
+    seed: Mapped[str] = mapped_column(String(64))  # the assignment hash's key
+    state: Mapped[str] = mapped_column(String(16), default="draft")
+    created_by: Mapped[str] = mapped_column(String(32))  # API key id
+    audience_size: Mapped[int | None] = mapped_column(Integer)  # counted at the start
+    cursor: Mapped[int] = mapped_column(Integer, default=0)
+    materialised: Mapped[bool] = mapped_column(default=False)
+    released_at: Mapped[datetime | None]  # last release of events (the send-rate clock)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class CampaignRecipient(Base):
+    """One customer of a campaign, assigned once: its variant (or `holdout`), when its
+    message is due, and the event that carries it. Unique per (campaign, customer), so a
+    re-run or a restarted runner never assigns or sends anyone twice."""
+
+    __tablename__ = "campaign_recipients"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "customer_pk", name="uq_campaign_recipients_once"),
+        Index("ix_campaign_recipients_due", "campaign_id", "state", "send_at"),
+        Index("ix_campaign_recipients_event", "event_pk"),
+        Index("ix_campaign_recipients_customer", "customer_pk"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    customer_pk: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    variant: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16))  # assigned|queued|holdout|cancelled
+    send_at: Mapped[datetime]
+    event_pk: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 # customer data for marketers (issue 13; migration 0011): activity, links, conversions,
 # audiences. Imported here so that the hub's metadata (Alembic, tests) knows the tables.

@@ -21,6 +21,7 @@ from hub.events import EventType
 from hub.loading import Loaded, throttle_overrides
 from hub.logs import get_logger
 from hub.outcomes import ChannelDecision, JobOutcome, Outcome
+from hub.published_templates import PublishedTemplates
 from hub.settings import get_settings
 from templates import RenderedMessage, Renderer
 from throttling import DigestBatch, Limiter, ThrottleRequest
@@ -53,6 +54,8 @@ class Pipeline:
         self.alerts = alerts
         # provider rate limits (messages/s per provider and sender); None = unlimited
         self.rate_limiter = rate_limiter
+        # tenants' published template drafts, refreshed once per engine batch
+        self.published = PublishedTemplates(stages.renderer)
 
     def housekeeping(self) -> None:
         """Daily: the limiter forgets counters and parcel statuses nobody touched for weeks;

@@ -13,6 +13,8 @@ from channels import ChannelAdapter
 from channels.ratelimit import build_rate_limiter
 from hub import migrate, transports
 from hub.alerts import OpsAlerts
+from hub.campaigns.copy import CampaignTemplates
+from hub.campaigns.runner import start_loop as start_campaigns  # campaign runner
 from hub.customers import tombstone_key
 from hub.db import Database, make_engine
 from hub.event_catalog import template_overlays  # configured templates (issue 15)
@@ -68,8 +70,9 @@ def build_limiter(settings: Settings, db: Database) -> Limiter:
     return PolicyLimiter(policy, store, SqlDigestBook(db.engine))
 
 
-def build_renderer(settings: Settings) -> Renderer:
-    """The template renderer with the brand and SMS policy from settings."""
+def build_renderer(settings: Settings, db: Database | None = None) -> Renderer:
+    """The template renderer with the brand and SMS policy from settings; with the store,
+    it also renders campaign variants' copy (issue 13)."""
     brand = Brand(
         name=settings.templates_brand_name, color=settings.templates_brand_color,
         text_color=settings.templates_brand_text_color,
@@ -80,12 +83,13 @@ def build_renderer(settings: Settings) -> Renderer:
     )
     return Renderer(transliteration=Transliteration(settings.templates_sms_transliteration),
                     brand=brand, links=partial(message_links, settings),
-                    overlays=template_overlays(settings))  # configured templates (issue 15)
+                    overlays=template_overlays(settings),  # configured templates (issue 15)
+                    inline=CampaignTemplates(db) if db is not None else None)
 
 
 def build_stages(settings: Settings, db: Database) -> Stages:
-    # The inbox channel's provider is the hub's own store (hub/inbox.py).
-    return Stages(limiter=build_limiter(settings, db), renderer=build_renderer(settings),
+    # The inbox channel's provider is the hub's own store (hub/inbox_channel.py).
+    return Stages(limiter=build_limiter(settings, db), renderer=build_renderer(settings, db),
                   transports={**build_transports(settings), "inbox": InboxAdapter(db)})
 
 
@@ -130,10 +134,13 @@ class HubRuntime:
             self.worker = Worker(self.db, self.pipeline, self.settings)
             self._thread = self.worker.start_thread()
         self.followups = start_followups(self)  # follow-up timers
+        self.campaigns = start_campaigns(self)  # campaign runner (issue 13)
 
     def stop(self) -> None:
         if getattr(self, "followups", None) is not None:  # follow-up timers
             self.followups.stop()
+        if getattr(self, "campaigns", None) is not None:  # campaign runner
+            self.campaigns.stop()
         if self.dispatcher is not None:
             self.dispatcher.stop()
         if self.worker is not None:

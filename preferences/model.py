@@ -58,6 +58,7 @@ class SkipReason(enum.StrEnum):
     CONSENT_WITHDRAWN = "consent_withdrawn"
     NO_ADDRESS = "no_address"
     ADDRESS_UNVERIFIED = "address_unverified"
+    NOT_IN_CAMPAIGN = "not_in_campaign"
 
 
 class Frequency(enum.StrEnum):
@@ -168,6 +169,9 @@ class EventFacts:
     type: str
     category: str
     urgent: bool = False
+    # A campaign's channel order (issue 13): only these channels, in this order; the
+    # customer's choices and consents still apply to each. None: the customer's order.
+    channels: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

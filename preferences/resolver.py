@@ -30,13 +30,15 @@ def locale_chain(locale: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*chain, *FALLBACK_LOCALES]))
 
 
-def channel_order(category: str, preferences: Preferences) -> tuple[str, ...]:
-    """Copy channels (the inbox) first, then the customer's channels for the category, then
-    every other channel (to explain). The inbox copy is written before the notification goes
-    out, so a tapped notification opens onto an inbox that already holds the message, and a
-    batch's statuses reach the inbox in the order they were decided."""
-    chosen = tuple(c for c in preferences.order_for(category) if c in CHANNELS)
-    ordered = tuple(dict.fromkeys([*chosen, *CHANNELS]))
+def channel_order(category: str, preferences: Preferences,
+                  requested: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """Copy channels (the inbox) first, then the customer's channels for the category (a
+    campaign's own order instead, when `requested`), then every other channel (to explain).
+    The inbox copy is written before the notification goes out, so a tapped notification
+    opens onto an inbox that already holds the message, and a batch's statuses reach the
+    inbox in the order they were decided."""
+    chosen = requested if requested is not None else preferences.order_for(category)
+    ordered = tuple(dict.fromkeys([*(c for c in chosen if c in CHANNELS), *CHANNELS]))
     return (*(c for c in ordered if c in COPY_CHANNELS),
             *(c for c in ordered if c not in COPY_CHANNELS))
 
@@ -55,7 +57,7 @@ def resolve(
     routes = tuple(
         _route(channel, event, profile, preferences, consents, channel in chosen,
                channel in enabled_channels)
-        for channel in channel_order(event.category, preferences)
+        for channel in channel_order(event.category, preferences, event.channels)
     )
     return Resolution(routes, locale_chain(profile.locale), profile.tone, preferences.quiet_hours)
 
@@ -97,6 +99,8 @@ def _skip_reason(
         return SkipReason.NOT_IN_FREQUENCY_CHOICE
     if not chosen:
         return SkipReason.OPTED_OUT_CHANNEL
+    if event.channels is not None and channel not in event.channels:
+        return SkipReason.NOT_IN_CAMPAIGN
     needs_consent = event.category in CONSENT_CATEGORIES
     if needs_consent:
         status = consents.status(event.category, channel)
@@ -137,4 +141,5 @@ _DETAILS: dict[SkipReason, str] = {
     SkipReason.CONSENT_WITHDRAWN: "the customer withdrew consent for this purpose and channel",
     SkipReason.NO_ADDRESS: "no address for this channel in the profile",
     SkipReason.ADDRESS_UNVERIFIED: "consent-based messages need a verified address",
+    SkipReason.NOT_IN_CAMPAIGN: "the campaign does not send on this channel",
 }

@@ -8,11 +8,18 @@ from templates.errors import (
     TemplateMissing,
     UndefinedVariable,
 )
-from templates.renderer import RenderedMessage, Renderer, RenderRequest, SmsInfo
+from templates.renderer import (
+    DraftTemplate,
+    RenderedMessage,
+    Renderer,
+    RenderRequest,
+    SmsInfo,
+)
 from templates.sms import Encoding, SegmentCount, Transliteration, count_segments
 
 __all__ = [
-    "CHANNELS", "DIGEST", "LOCALES", "TONES", "Brand", "Coverage", "Encoding", "RenderContext",
+    "CHANNELS", "DIGEST", "LOCALES", "TONES", "Brand", "Coverage", "DraftTemplate", "Encoding",
+    "RenderContext",
     "RenderError", "RenderRequest", "RenderedMessage", "Renderer", "SandboxViolation",
     "SegmentCount", "SmsInfo", "TemplateMissing", "Transliteration", "UndefinedVariable",
     "build_context", "count_segments",

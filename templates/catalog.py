@@ -11,6 +11,7 @@ import enum
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 CATALOG_DIR = Path(__file__).with_name("catalog")
 # app_push (the carrier's app) reuses the push blocks unless a file overrides them with
@@ -47,12 +48,14 @@ class Coverage(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Resolved:
-    """The file chosen for a request and the fallbacks taken to reach it."""
+    """The file (or published draft, then `compiled` holds it) chosen for a request and
+    the fallbacks taken to reach it."""
 
     name: str
     locale: str
     tone: str
     fallbacks: tuple[str, ...]
+    compiled: Any = None
 
 
 def other_tone(tone: str) -> str:

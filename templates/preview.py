@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from templates.catalog import CHANNELS, DIGEST, LOCALES, TONES, Coverage
+from templates.catalog import CHANNELS, DIGEST, LOCALES, REQUIRED_BLOCKS, TONES, Coverage
 from templates.errors import (
     RenderError,
     SandboxViolation,
     TemplateMissing,
     UndefinedVariable,
 )
-from templates.renderer import RenderedMessage, Renderer, RenderRequest
+from templates.renderer import DraftTemplate, RenderedMessage, Renderer, RenderRequest
 from templates.samples import PROFILES, SAMPLE_NOW, sample_digest_items, sample_event
 from templates.sms import Encoding
 
@@ -97,8 +97,10 @@ def sample_payload(event_type: str, locale: str, parcel: dict[str, Any] | None =
 def preview(renderer: Renderer, event_type: str, channel: str, locale: str, tone: str, *,
             payload: dict[str, Any] | None = None, profile: dict[str, Any] | None = None,
             items: list[dict[str, Any]] | None = None,
-            now: datetime | None = None) -> Preview:
-    """Renders one template with sample (or given) data; never raises a RenderError."""
+            now: datetime | None = None, template_set: str | None = None,
+            draft: DraftTemplate | None = None) -> Preview:
+    """Renders one template (of the catalog, the inline `template_set`, or with `draft`:
+    that draft as if published) with sample (or    given) data; never raises a RenderError."""
     payload = payload or sample_payload(event_type, locale)
     payload = {**payload, "type": event_type}
     profile = profile or PROFILES.get(locale, PROFILES["pl"])
@@ -107,7 +109,8 @@ def preview(renderer: Renderer, event_type: str, channel: str, locale: str, tone
     try:
         ctx = renderer.context(payload, profile, now=now or SAMPLE_NOW, items=items)
         chain = tuple(dict.fromkeys((locale, "pl", "en")))
-        message = renderer.render(RenderRequest(event_type, channel, chain, tone, ctx))
+        message = renderer.render(RenderRequest(event_type, channel, chain, tone, ctx,
+                                                template_set), draft)
     except RenderError as exc:
         return Preview(None, (_error_warning(exc),))
     # malformed sample data from the caller: a parcel part of the wrong shape (AttributeError),
@@ -142,3 +145,25 @@ def coverage_matrix(renderer: Renderer, event_types: list[str]) -> list[Cell]:
                     cells.append(Cell(event_type, channel, locale, tone, status,
                                       found.name if found else None))
     return cells
+
+
+def draft_previews(renderer: Renderer, draft: DraftTemplate) -> dict[tuple[str, str], Preview]:
+    """The draft rendered with sample data for every channel × tone of its locale (a
+    channel the draft does not cover shows the catalog file that would serve it)."""
+    return {(channel, tone): preview(renderer, draft.event_type, channel, draft.locale, tone,
+                                     draft=draft)
+            for channel in CHANNELS for tone in TONES}
+
+
+def channels_dropped(renderer: Renderer, draft: DraftTemplate) -> list[str]:
+    """Channels a catalog file of the draft's own locale covers but the draft does not:
+    publishing it would send those channels to a fallback locale, so publishing is refused."""
+    dropped = []
+    for channel in CHANNELS:
+        for tone in TONES:
+            by_file = renderer.resolve(draft.event_type, channel, (draft.locale,), tone)
+            if by_file is not None and not all(
+                    b in draft.template.blocks for b in REQUIRED_BLOCKS[channel]):
+                dropped.append(channel)
+                break
+    return dropped

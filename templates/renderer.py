@@ -8,13 +8,14 @@ None values are errors, so a gap shows up at preview time, not as a blank in an 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from jinja2 import FileSystemLoader, PrefixLoader, StrictUndefined, Template
+from jinja2 import FileSystemLoader, FunctionLoader, PrefixLoader, StrictUndefined, Template
 from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -36,10 +37,11 @@ from templates.context import Brand, RenderContext, build_context
 from templates.digest import with_rendered_items
 from templates.errors import RenderError, SandboxViolation, TemplateMissing, UndefinedVariable
 from templates.formatting import Formatter
+from templates.inline import InlineSource
 from templates.sms import Encoding, Transliteration, apply_policy
 
 LAYOUT_DIR = Path(__file__).with_name("layout")
-__all__ = ["RenderError", "RenderRequest", "RenderedMessage", "Renderer", "SmsInfo",
+__all__ = ["DraftTemplate", "RenderError", "RenderRequest", "RenderedMessage", "Renderer", "SmsInfo",
            "TemplateMissing"]
 
 
@@ -52,6 +54,30 @@ class RenderRequest:
     locales: tuple[str, ...]
     tone: str
     context: RenderContext
+    template_set: str | None = None  # an inline set (a campaign variant) instead of the catalog
+    tenant: str | None = None  # whose published drafts come before the catalog files
+
+
+@dataclass(frozen=True, slots=True)
+class DraftTemplate:
+    """A compiled draft serving one event type and locale in every tone (the source
+    switches on `formal`), published for a tenant or being previewed."""
+
+    event_type: str
+    locale: str
+    label: str  # shown as the message's template, e.g. "draft:parcel.delivered:pl@v3"
+    template: Template
+
+
+class _Published:
+    """A tenant's published drafts with their own resolution memo (replaced whole on
+    every publish, so a reader never sees half of an update)."""
+
+    def __init__(self, drafts: Mapping[tuple[str, str], DraftTemplate]) -> None:
+        self.drafts = drafts
+        self.event_types = frozenset(event_type for event_type, _ in drafts)
+        self.resolved: dict[tuple[str, str | None, str, tuple[str, ...], str],
+                            Resolved | None] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,9 +109,32 @@ class RenderedMessage:
     warnings: tuple[str, ...] = field(default=())
 
 
+# The most a `*`, `**` or `%` in a template may build: drafts come from the page, and one
+# `{{ 'x' * 10**9 }}` would otherwise take a worker's memory.
+MAX_BUILT = 100_000
+_WIDE_FORMAT = re.compile(r"%[-+ #0]*(\*|\d{4,})")
+
+
 class CachedSandbox(ImmutableSandboxedEnvironment):
-    """The immutable sandbox with its attribute verdicts memoised: the verdict depends only
-    on the object's type and the attribute name, and templates ask the same ones all day."""
+    """The immutable sandbox with its attribute verdicts memoised (the verdict depends only
+    on the object's type and the attribute name, and templates ask the same ones all day)
+    and with `*`, `**` and `%` bounded by MAX_BUILT."""
+
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if (isinstance(seq, str | list | tuple) and isinstance(times, int)
+                        and len(seq) * times > MAX_BUILT):
+                    raise SecurityError(f"'*' would build more than {MAX_BUILT} items")
+        elif operator == "**":
+            if (isinstance(left, int) and isinstance(right, int)
+                    and right * max(abs(left).bit_length(), 1) > 4096):
+                raise SecurityError("'**' would build a number over 4096 bits")
+        elif isinstance(left, str) and _WIDE_FORMAT.search(left):
+            raise SecurityError("'%' with a field width of 1000 or more (or '*')")
+        return super().call_binop(context, operator, left, right)
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -119,17 +168,20 @@ class Renderer:
     def __init__(self, catalog: Path = CATALOG_DIR,
                  transliteration: Transliteration = Transliteration.OVER_BUDGET,
                  brand: Brand | None = None, links: LinkFactory | None = None,
-                 overlays: tuple[Path, ...] = ()) -> None:
+                 overlays: tuple[Path, ...] = (), inline: InlineSource | None = None) -> None:
         """`overlays`: further catalog directories (same layout) whose files add to or
-        override the catalog's, the first overlay winning."""
+        override the catalog's, the first overlay winning; `inline`: template sets kept
+        elsewhere (campaign variants), asked for by `RenderRequest.template_set`."""
         self.catalog = catalog
         self.overlays = overlays
         self.transliteration = transliteration
         self.brand = brand or Brand()
         self.links = links
+        self.inline = inline
         self.env = CachedSandbox(
             loader=PrefixLoader({"catalog": FileSystemLoader([*overlays, catalog]),
-                                 "layout": FileSystemLoader(LAYOUT_DIR)}),
+                                 "layout": FileSystemLoader(LAYOUT_DIR),
+                                 "inline": FunctionLoader(self._inline_source)}),
             undefined=StrictUndefined,
             autoescape=lambda name: bool(name and name.endswith(".html.j2")),
             finalize=_no_none,
@@ -146,8 +198,20 @@ class Renderer:
                 self.files.setdefault(event_type, {}).update(stems)
             if (overlay / "budgets.toml").exists():
                 self.budgets.update(load_budgets(overlay))
-        self._resolved: dict[tuple[str, str, tuple[str, ...], str], Resolved | None] = {}
+        self._resolved: dict[tuple[str, str | None, str, tuple[str, ...], str],
+                             Resolved | None] = {}
         self._templates: dict[str, Template] = {}
+        self._published: dict[str, _Published] = {}
+
+    def with_inline(self, inline: InlineSource) -> Renderer:
+        """A renderer like this one reading template sets from `inline` (previews)."""
+        return Renderer(self.catalog, self.transliteration, self.brand, self.links,
+                        self.overlays, inline)
+
+    def _inline_source(self, name: str) -> str | None:
+        key, _, stem = name.removesuffix(".j2").rpartition("/")
+        stems = self.inline.stems(key) if self.inline is not None else None
+        return (stems or {}).get(stem)
 
     def context(self, payload: dict[str, Any], profile: dict[str, Any], *, now: datetime,
                 items: list[dict[str, Any]] | None = None, channel: str | None = None,
@@ -177,23 +241,73 @@ class Renderer:
         return found
 
     def resolve(self, event_type: str, channel: str, locales: tuple[str, ...],
-                tone: str) -> Resolved | None:
-        """The file serving a request, walking the locale chain and tones; None if none does."""
-        key = (event_type, channel, locales, tone)
+                tone: str, template_set: str | None = None,
+                tenant: str | None = None) -> Resolved | None:
+        """The template serving a request, walking the locale chain and tones (the tenant's
+        published draft of a locale before its files); None if none does. With
+        `template_set`, the inline set of that name serves it instead of the catalog."""
+        key = (event_type, template_set, channel, locales, tone)
+        published = (self._published.get(tenant)
+                     if tenant is not None and template_set is None else None)
+        if published is not None and event_type in published.event_types:
+            if key not in published.resolved:
+                published.resolved[key] = self._find(
+                    self._files(event_type, None), channel, locales, tone,
+                    published.drafts, event_type)
+            return published.resolved[key]
         if key not in self._resolved:
-            self._resolved[key] = self._find(event_type, channel, locales, tone)
+            found = self._find(self._files(event_type, template_set), channel, locales, tone)
+            if found is None and template_set is not None:
+                return None  # not memoised: the set may be stored after this miss
+            self._resolved[key] = found
         return self._resolved[key]
 
-    def _find(self, event_type: str, channel: str, locales: tuple[str, ...],
-              tone: str) -> Resolved | None:
-        files = self.files.get(event_type, {})
-        for stem, locale, got_tone in candidates(locales, tone):
-            name = files.get(stem)
-            if name and all(b in self.template(f"catalog/{name}").blocks
-                            for b in REQUIRED_BLOCKS.get(channel, ("body",))):
-                notes = describe_fallbacks((locales[0], tone), (locale, got_tone))
-                return Resolved(f"catalog/{name}", locale, got_tone, notes)
+    def _files(self, event_type: str, template_set: str | None) -> dict[str, str]:
+        """File stem → loader name of the templates that may serve a request."""
+        if template_set is None:
+            return {stem: f"catalog/{name}"
+                    for stem, name in self.files.get(event_type, {}).items()}
+        stems = self.inline.stems(template_set) if self.inline is not None else None
+        return {stem: f"inline/{template_set}/{stem}.j2" for stem in stems or {}}
+
+    def _find(self, files: dict[str, str], channel: str, locales: tuple[str, ...], tone: str,
+              drafts: Mapping[tuple[str, str], DraftTemplate] | None = None,
+              event_type: str = "") -> Resolved | None:
+        """The first of the chain's locales served: a draft of `event_type` in `drafts`
+        (any tone), else a file (exact tone, tone-less, other tone)."""
+        need = REQUIRED_BLOCKS.get(channel, ("body",))
+        for wanted_locale in locales:
+            draft = drafts.get((event_type, wanted_locale)) if drafts else None
+            if draft is not None and all(b in draft.template.blocks for b in need):
+                notes = describe_fallbacks((locales[0], tone), (wanted_locale, tone))
+                return Resolved(draft.label, wanted_locale, tone, notes, draft.template)
+            for stem, locale, got_tone in candidates((wanted_locale,), tone):
+                name = files.get(stem)
+                if name and all(b in self.template(name).blocks for b in need):
+                    notes = describe_fallbacks((locales[0], tone), (locale, got_tone))
+                    return Resolved(name, locale, got_tone, notes)
         return None
+
+    def compile_draft(self, event_type: str, locale: str, label: str,
+                      source: str) -> DraftTemplate:
+        """A draft compiled in this renderer's sandbox (check it first with
+        templates.drafts.check_source); raises RenderError when it does not compile."""
+        try:
+            template = self.env.from_string(source)
+        except (TemplateError, RecursionError) as exc:
+            raise RenderError(f"{label}: cannot be compiled: {exc}") from exc
+        return DraftTemplate(event_type, locale, label, template)
+
+    def publish(self, tenant: str, drafts: list[DraftTemplate]) -> None:
+        """Makes `drafts` the tenant's published set (replacing the previous one whole);
+        an empty list returns the tenant to the catalog files. One updater at a time
+        (hub.published_templates holds a lock); renders may run concurrently."""
+        current = dict(self._published)
+        if drafts:
+            current[tenant] = _Published({(d.event_type, d.locale): d for d in drafts})
+        else:
+            current.pop(tenant, None)
+        self._published = current  # one reference swap: renders in flight keep the old set
 
     def coverage(self, event_type: str, channel: str, locale: str, tone: str) -> Coverage:
         """present / fallback / missing for one cell (the chain continues to pl, then en)."""
@@ -203,23 +317,33 @@ class Renderer:
             return Coverage.MISSING
         return Coverage.FALLBACK if found.fallbacks else Coverage.PRESENT
 
-    def render(self, request: RenderRequest) -> RenderedMessage:
-        """The message parts for one channel; raises a RenderError subclass on failure."""
-        found = self.resolve(request.event_type, request.channel, request.locales, request.tone)
+    def render(self, request: RenderRequest,
+               draft: DraftTemplate | None = None) -> RenderedMessage:
+        """The message parts for one channel (with `draft`: as if it were published);
+        raises a RenderError subclass on failure."""
+        if draft is None:
+            found = self.resolve(request.event_type, request.channel, request.locales,
+                                 request.tone, request.template_set, request.tenant)
+        else:
+            found = self._find(self._files(request.event_type, None), request.channel,
+                               request.locales, request.tone,
+                               {(draft.event_type, draft.locale): draft}, request.event_type)
         if found is None:
             raise TemplateMissing(
-                f"no {request.channel} template for {request.event_type} "
-                f"in {'/'.join(request.locales)} ({request.tone})")
+                f"no {request.channel} template for {request.template_set or request.event_type}"
+                f" in {'/'.join(request.locales)} ({request.tone})")
         ctx = request.context
         if request.event_type == DIGEST:
-            ctx = with_rendered_items(self._push_parts, ctx, found.locale, found.tone)
+            ctx = with_rendered_items(partial(self._push_parts, request.tenant), ctx,
+                                      found.locale, found.tone)
         blocks = self._blocks(found, request.channel, ctx)
         return self._assemble(request, found, ctx, blocks)
 
-    def _push_parts(self, event_type: str, locales: tuple[str, ...], tone: str,
-                    ctx: RenderContext) -> dict[str, str]:
+    def _push_parts(self, tenant: str | None, event_type: str, locales: tuple[str, ...],
+                    tone: str, ctx: RenderContext) -> dict[str, str]:
         """One digest item as its push title and body."""
-        return self.render(RenderRequest(event_type, "push", locales, tone, ctx)).parts
+        return self.render(RenderRequest(event_type, "push", locales, tone, ctx,
+                                         tenant=tenant)).parts
 
     def _variables(self, ctx: RenderContext, locale: str, tone: str) -> dict[str, Any]:
         fmt = Formatter(locale, ctx.time_zone, ctx.now)
@@ -232,7 +356,7 @@ class Renderer:
         }
 
     def _blocks(self, found: Resolved, channel: str, ctx: RenderContext) -> dict[str, str]:
-        template = self.template(found.name)
+        template = found.compiled if found.compiled is not None else self.template(found.name)
         jctx = template.new_context(self._variables(ctx, found.locale, found.tone))
         wanted = REQUIRED_BLOCKS.get(channel, ()) + OPTIONAL_BLOCKS.get(channel, ())
         out: dict[str, str] = {}

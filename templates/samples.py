@@ -55,6 +55,9 @@ _EXTRA: dict[str, dict[str, Any]] = {
     "marketing.campaign": {"data": {"title": "Black Week: wysyłka -20%",
                                     "body": "Nadaj paczkę do niedzieli taniej o 20%.",
                                     "url": "https://parcelhub.example/black-week"}},
+    "loyalty.campaign": {"data": {"title": "Podwójne punkty w grudniu",
+                                  "body": "Za każdą paczkę do końca miesiąca 2× punkty.",
+                                  "url": "https://parcelhub.example/punkty"}},
 }
 NON_PARCEL = ("loyalty.", "marketing.", "digest")
 
@@ -71,6 +74,13 @@ _LOCAL_DATA: dict[str, dict[str, dict[str, Any]]] = {
                "body": "Надсилайте посилки до неділі на 20% дешевше."},
         "de": {"title": "Black Week: 20 % Rabatt auf den Versand",
                "body": "Bis Sonntag Pakete 20 % günstiger verschicken."}},
+    "loyalty.campaign": {
+        "en": {"title": "Double points in December",
+               "body": "Every parcel until the end of the month earns 2× points."},
+        "uk": {"title": "Подвійні бали в грудні",
+               "body": "За кожну посилку до кінця місяця — 2× бали."},
+        "de": {"title": "Doppelte Punkte im Dezember",
+               "body": "Für jedes Paket bis Monatsende gibt es 2× Punkte."}},
 }
 
 

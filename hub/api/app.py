@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from hub import __version__
 from hub.api import (
     audiences,
+    campaigns,
     channels,
     clicks,
     customer_sessions,
@@ -21,6 +22,7 @@ from hub.api import (
     ops,
     preferences,
     problems,
+    template_versions,
     templates,
     webhook_endpoints,
 )
@@ -30,6 +32,7 @@ from hub.inbox_feed import InboxFeed
 from hub.logs import configure
 from hub.runtime import HubRuntime
 from hub.settings import get_settings, refuse_dev_secret
+from hub.web.campaigns import pages as campaign_pages
 
 
 def create_app(runtime: HubRuntime, embedded_worker: bool = False) -> FastAPI:
@@ -65,6 +68,7 @@ def create_app(runtime: HubRuntime, embedded_worker: bool = False) -> FastAPI:
     app.include_router(ops.router)
     app.include_router(preferences.router)
     app.include_router(templates.router)
+    app.include_router(template_versions.router)  # issue 13: drafts published from the page
     app.include_router(channels.router)
     app.include_router(feedback.router)  # issue 15: /f/<token>, GET /v1/feedback
     app.include_router(webhook_endpoints.router)  # issue 15: outgoing webhooks
@@ -72,6 +76,8 @@ def create_app(runtime: HubRuntime, embedded_worker: bool = False) -> FastAPI:
     app.include_router(customer_sessions.router)  # issue 14: customer session tokens
     app.include_router(audiences.router)  # issue 13: audiences and their counts
     app.include_router(clicks.router)  # issue 13: /c/<token>, POST /v1/conversions
+    app.include_router(campaigns.router)  # issue 13: campaigns, their progress and reports
+    app.include_router(campaign_pages.router)  # issue 13: /ui/campaigns
     problems.declare_problems(app)
     app.add_middleware(InputGuard)  # inside the size limit, which bounds what it buffers
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)

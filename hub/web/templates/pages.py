@@ -60,6 +60,13 @@ def _html(body: str, status: int = 200) -> HTMLResponse:
                                                "Referrer-Policy": "same-origin"})
 
 
+def html_with_fetch(body: str, status: int = 200) -> HTMLResponse:
+    """A page whose script fetches from this origin (live previews, live counts)."""
+    reply = _html(body, status)
+    reply.headers["Content-Security-Policy"] = f"{CSP}; connect-src 'self'"
+    return reply
+
+
 def _same_origin(request: Request) -> bool:
     """False when a browser says the form came from another site (Origin header)."""
     origin = request.headers.get("origin")

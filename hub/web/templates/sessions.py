@@ -26,10 +26,16 @@ LEGACY_COOKIE = "hub_ui_templates"  # held the signed API key itself; cleared on
 
 @dataclass(frozen=True, slots=True)
 class PageUser:
-    """Who is logged in to the pages: the key's id and producer."""
+    """Who is logged in to the pages: the key's id, producer, tenant and scopes (what
+    the pages let them do follows the scopes)."""
 
     key_id: str
     producer: str
+    tenant: str = "default"
+    scopes: frozenset[str] = frozenset()
+
+    def allows(self, scope: Scope) -> bool:
+        return scope in self.scopes
 
 
 def _digest(token: str) -> str:
@@ -60,14 +66,14 @@ def resolve(db: Database, token: str | None) -> PageUser | None:
         return None
     with db.sessions() as session:
         row = session.execute(
-            select(ApiKey.key_id, ApiKey.producer, ApiKey.scopes)
+            select(ApiKey.key_id, ApiKey.producer, ApiKey.scopes, ApiKey.tenant)
             .join(UiSession, UiSession.key_id == ApiKey.key_id)
             .where(UiSession.token_hash == _digest(token), UiSession.revoked_at.is_(None),
                    UiSession.expires_at > utcnow(), ApiKey.revoked_at.is_(None))
         ).first()
     if row is None or not page_scopes_ok(frozenset(row.scopes)):
         return None
-    return PageUser(row.key_id, row.producer)
+    return PageUser(row.key_id, row.producer, row.tenant, frozenset(row.scopes))
 
 
 def end(db: Database, token: str | None) -> None:

@@ -1,0 +1,1 @@
+"""`/ui/campaigns`: the marketers' campaign pages (issue 13 item 8)."""
