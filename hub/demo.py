@@ -120,8 +120,8 @@ def _run(tmp: Path) -> int:
             _print_report(http, posted)
             _followups_demo(http)
             show_feedback(http, tmp / "outbox.jsonl", CUSTOMERS[0])  # issue 15: feedback
-            run_app_demo(http, tmp / "outbox.jsonl", runtime.db, journey_events(  # issue 14
-                APP_CUSTOMER, 3, datetime.now(UTC) - timedelta(hours=30)))
+            run_app_demo(http, tmp / "outbox.jsonl", journey_events(  # issue 14
+                APP_CUSTOMER, 3, datetime.now(UTC) - timedelta(hours=26)))  # ETA: the next 2 h
     finally:
         server.should_exit = True
         thread.join(timeout=15)

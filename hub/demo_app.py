@@ -1,21 +1,20 @@
 """The carrier's app in `hub demo`: a customer with an Android and an iPhone gets a parcel
 journey as app notifications (one per device, replaced per parcel on the phone) and in the
-app's inbox; the inbox and its unread count are printed from the store at the end."""
+app's inbox; the inbox and its unread count are printed at the end as the app reads them."""
 
 from __future__ import annotations
 
 import json
 import textwrap
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
-from sqlalchemy import func, select
 
-from hub.db import Database
-from hub.models import Customer, InboxItem
-
+WARSAW = ZoneInfo("Europe/Warsaw")
 CUSTOMER: dict[str, Any] = {"id": "c-3001", "name": "Marta Wiśniewska",
                             "phone": "+48511222333", "locale": "pl", "tone": "informal"}
 DEVICES = (
@@ -37,8 +36,7 @@ def register_app_customer(http: httpx.Client) -> None:
           + ", ".join(f"{d['platform']} {d['token']}" for d in listed) + " (tokens masked)")
 
 
-def show_app_channels(http: httpx.Client, event_ids: list[str], outbox: Path,
-                      db: Database) -> None:
+def show_app_channels(http: httpx.Client, event_ids: list[str], outbox: Path) -> None:
     """Per event: what app push and the inbox did; then the notifications per phone and the
     inbox with its unread count."""
     for event_id in event_ids:
@@ -54,31 +52,35 @@ def show_app_channels(http: httpx.Client, event_ids: list[str], outbox: Path,
           "the same parcel's newer notice replaces the older one on the phone):")
     for push in pushes:
         print(f"    {tokens[push['to']]:<8} {push['parts']['title']}: {push['parts']['body']}")
-    items, unread = inbox_of(db, "default", CUSTOMER["id"])
-    print(f"\n  Inbox of {CUSTOMER['id']} ({len(items)} messages, {unread} unread), newest first:")
-    for item in items:
-        mark = "•" if item.read_at is None else " "
-        print(f"   {mark} {item.created_at:%H:%M:%S}  {item.title}")
-        for paragraph in item.body.split("\n\n"):
-            for text_line in textwrap.wrap(paragraph, 88):
-                print(f"      {text_line}")
+    show_inbox_as_the_app(http)
 
 
-def inbox_of(db: Database, tenant: str, customer_id: str) -> tuple[list[InboxItem], int]:
-    """The customer's inbox items (not archived), newest first, and how many are unread."""
-    with db.sessions() as session:
-        pk = session.scalar(select(Customer.id).where(Customer.tenant == tenant,
-                                                      Customer.external_id == customer_id))
-        live = (InboxItem.customer_pk == pk, InboxItem.archived_at.is_(None))
-        items = list(session.scalars(select(InboxItem).where(*live)
-                                     .order_by(InboxItem.id.desc())))
-        unread = session.scalar(select(func.count()).select_from(InboxItem)
-                                .where(*live, InboxItem.read_at.is_(None))) or 0
-    return items, int(unread)
+def show_inbox_as_the_app(http: httpx.Client) -> None:
+    """What the app shows: the carrier's backend gets a customer session token, and the app
+    reads the inbox with it (never with an API key); opening the newest item marks it read."""
+    customer = CUSTOMER["id"]
+    token = http.post(f"/v1/customers/{customer}/session-token",
+                      json={"ttl_seconds": 600}).json()["token"]
+    with httpx.Client(base_url=str(http.base_url),
+                      headers={"Authorization": f"Bearer {token}"}) as app:
+        page = app.get(f"/v1/inbox/{customer}").raise_for_status().json()
+        print(f"\n  Inbox of {customer} as the app reads it with its session token "
+              f"({len(page['items'])} messages, {page['unread_count']} unread), newest first:")
+        for item in page["items"]:
+            at = datetime.fromisoformat(item["created_at"]).astimezone(WARSAW)
+            mark = "•" if item["read_at"] is None else " "
+            print(f"   {mark} {at:%H:%M:%S}  {item['title']}")
+            for paragraph in item["body"].split("\n\n"):
+                for text_line in textwrap.wrap(paragraph, 88):
+                    print(f"      {text_line}")
+        newest = page["items"][0]["id"]
+        read = app.post(f"/v1/inbox/{customer}/items/{newest}/read").raise_for_status().json()
+        print(f"  The customer opens the newest one: {read['unread_count']} unread left. "
+              f"Another customer's inbox with this token: "
+              f"{app.get('/v1/inbox/c-1001').status_code}.")
 
 
-def run_app_demo(http: httpx.Client, outbox: Path, db: Database,
-                 journey: list[dict[str, Any]]) -> None:
+def run_app_demo(http: httpx.Client, outbox: Path, journey: list[dict[str, Any]]) -> None:
     """Registers the app customer, posts the journey and prints what the app received."""
     register_app_customer(http)
     for event in journey:  # one by one, as a parcel's statuses arrive in life
@@ -90,4 +92,4 @@ def run_app_demo(http: httpx.Client, outbox: Path, db: Database,
     ids = [e["event_id"] for e in journey]
     print(f"  {CUSTOMER['id']}'s journey (app push first, SMS only if every phone fails; "
           "the inbox gets a copy; at night non-urgent app push waits, the inbox does not):")
-    show_app_channels(http, ids, outbox, db)
+    show_app_channels(http, ids, outbox)

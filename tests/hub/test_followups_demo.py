@@ -22,5 +22,8 @@ def test_demo_prints_timers_and_the_app_inbox() -> None:
     assert "fired -> event pickup_reminder:" in out
     assert "parcel.pickup_reminder pickup_reminder:" in out
     # the carrier's app (issue 14): both phones notified, every status in the inbox
-    assert "Inbox of c-3001 (6 messages, 6 unread)" in out
+    assert "Inbox of c-3001 as the app reads it with its session token (6 messages, 6 unread)" \
+        in out
+    assert "opens the newest one: 5 unread left. Another customer's inbox with this token: 403" \
+        in out
     assert "    android  Kurier jedzie do Ciebie" in out and "    ios      Kurier jedzie" in out
