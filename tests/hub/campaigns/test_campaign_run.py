@@ -21,7 +21,6 @@ from hub.models import (
     CampaignRecipient,
     Customer,
     Decision,
-    Event,
     Notification,
     OutboxJob,
 )
