@@ -12,13 +12,13 @@ RFM (definition in docs/architecture.md) is three 1–5 scores and their code, e
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, String, Table, case, func, select, union, update
+from sqlalchemy import ColumnElement, String, Table, bindparam, case, func, select, union, update
 from sqlalchemy.orm import Session
 
 from hub.audience_models import CustomerActivity, CustomerParcel
@@ -68,25 +68,30 @@ def note_parcels(session: Session, seen: list[ParcelSeen], now: datetime | None 
     if not seen:
         return
     now = now or utcnow()
+    first: dict[tuple[int, str], ParcelSeen] = {}
+    for s in sorted(seen, key=lambda s: s.seen_at):  # one row per parcel, its first event
+        first.setdefault((s.customer_pk, s.tracking_number), s)
     insert_ignoring(session, CustomerParcel, [
         {"customer_pk": s.customer_pk, "tenant": s.tenant, "tracking_number": s.tracking_number,
          "first_seen_at": min(s.seen_at, now), "delivery_method": s.delivery_method}
-        for s in seen], ["customer_pk", "tracking_number"])
-    known = [s for s in seen if s.delivery_method is not None]
-    for s in known:  # the method a later event shows wins (a redirect to a pickup point)
-        session.execute(update(PARCELS).where(
-            PARCELS.c.customer_pk == s.customer_pk,
-            PARCELS.c.tracking_number == s.tracking_number).values(
-            delivery_method=s.delivery_method))
+        for s in first.values()], ["customer_pk", "tracking_number"])
+    # a later event's method wins (a redirect to a pickup point); one statement for the batch,
+    # rows in key order so that two workers lock them in the same order
+    methods = {(s.customer_pk, s.tracking_number): s.delivery_method
+               for s in sorted(seen, key=lambda s: s.seen_at) if s.delivery_method is not None}
+    if methods:
+        session.connection().execute(
+            update(PARCELS).where(PARCELS.c.customer_pk == bindparam("b_pk"),
+                                  PARCELS.c.tracking_number == bindparam("b_tracking"))
+            .values(delivery_method=bindparam("b_method")),
+            [{"b_pk": pk, "b_tracking": t, "b_method": m} for (pk, t), m in sorted(methods.items())])
     _ensure(session, ((s.tenant, s.customer_pk) for s in seen))
-    for s in known:
-        session.execute(update(ACTIVITY).where(ACTIVITY.c.customer_pk == s.customer_pk)
-                        .values(last_delivery_method=s.delivery_method))
     recount(session, {s.customer_pk for s in seen}, now)
 
 
 def recount(session: Session, customer_pks: set[int], now: datetime | None = None) -> None:
-    """Recounts parcel counters, last parcel and RFM of these customers from their rows."""
+    """Recounts parcel counters, last parcel, last delivery method (that of the newest parcel
+    whose method is known) and RFM of these customers from their parcel rows."""
     if not customer_pks:
         return
     now = now or utcnow()
@@ -96,12 +101,15 @@ def recount(session: Session, customer_pks: set[int], now: datetime | None = Non
         return (select(func.count()).where(mine, PARCELS.c.first_seen_at >= now - timedelta(
             days=days)).scalar_subquery())
 
-    session.execute(update(ACTIVITY).where(ACTIVITY.c.customer_pk.in_(sorted(customer_pks)))
-                    .values(**{f"parcels_{d}d": parcels_since(d) for d in WINDOWS},
-                            last_parcel_at=select(func.max(PARCELS.c.first_seen_at))
-                            .where(mine).scalar_subquery(),
-                            counted_at=now, updated_at=now))
-    _score(session, ACTIVITY.c.customer_pk.in_(sorted(customer_pks)), now)
+    which = ACTIVITY.c.customer_pk.in_(sorted(customer_pks))
+    session.execute(update(ACTIVITY).where(which).values(
+        **{f"parcels_{d}d": parcels_since(d) for d in WINDOWS},
+        last_parcel_at=select(func.max(PARCELS.c.first_seen_at)).where(mine).scalar_subquery(),
+        last_delivery_method=select(PARCELS.c.delivery_method)
+        .where(mine, PARCELS.c.delivery_method.is_not(None))
+        .order_by(PARCELS.c.first_seen_at.desc()).limit(1).scalar_subquery(),
+        counted_at=now, updated_at=now))
+    _score(session, which, now)
 
 
 def _score(session: Session, which: ColumnElement[bool], now: datetime) -> None:
@@ -114,11 +122,9 @@ def _score(session: Session, which: ColumnElement[bool], now: datetime) -> None:
     monetary = case(*((ACTIVITY.c.conversions_value >= v, 5 - i)
                       for i, v in enumerate(MONETARY_VALUE)), else_=1)
     session.execute(update(ACTIVITY).where(which).values(
-        rfm_recency=recency, rfm_frequency=frequency, rfm_monetary=monetary))
-    session.execute(update(ACTIVITY).where(which).values(
-        rfm=func.cast(ACTIVITY.c.rfm_recency, String) + func.cast(ACTIVITY.c.rfm_frequency,
-                                                                   String)
-        + func.cast(ACTIVITY.c.rfm_monetary, String)))
+        rfm_recency=recency, rfm_frequency=frequency, rfm_monetary=monetary,
+        rfm=func.cast(recency, String) + func.cast(frequency, String)
+        + func.cast(monetary, String)))
 
 
 def refresh_due(session: Session, since: datetime, now: datetime | None = None) -> int:
@@ -162,3 +168,74 @@ def note_conversion(session: Session, tenant: str, customer_pk: int, at: datetim
         conversions_count=ACTIVITY.c.conversions_count + 1,
         conversions_value=ACTIVITY.c.conversions_value + value, updated_at=now))
     _score(session, ACTIVITY.c.customer_pk == customer_pk, now)
+
+
+def export_json(session: Session, customer_pk: int) -> dict[str, Any]:
+    """What the hub computed and recorded about a customer for marketers (GDPR export)."""
+    from hub.audience_models import Conversion, LinkClick, TrackedLink
+
+    row = session.get(CustomerActivity, customer_pk)
+    parcels = session.scalars(select(CustomerParcel).where(
+        CustomerParcel.customer_pk == customer_pk).order_by(CustomerParcel.first_seen_at))
+    clicks = session.execute(select(LinkClick.clicked_at, TrackedLink.url, LinkClick.campaign_id)
+                             .join(TrackedLink, TrackedLink.id == LinkClick.link_id)
+                             .where(LinkClick.customer_pk == customer_pk)
+                             .order_by(LinkClick.id))
+    conversions = session.scalars(select(Conversion).where(
+        Conversion.customer_pk == customer_pk).order_by(Conversion.id))
+    return {
+        "activity": None if row is None else {
+            "last_parcel_at": _iso(row.last_parcel_at), "parcels_30d": row.parcels_30d,
+            "parcels_90d": row.parcels_90d, "parcels_365d": row.parcels_365d,
+            "last_delivery_method": row.last_delivery_method,
+            "last_click_at": _iso(row.last_click_at),
+            "last_conversion_at": _iso(row.last_conversion_at),
+            "conversions_count": row.conversions_count,
+            "conversions_value": str(row.conversions_value), "rfm": row.rfm},
+        "parcels": [{"tracking_number": p.tracking_number, "first_seen_at": _iso(p.first_seen_at),
+                     "delivery_method": p.delivery_method} for p in parcels],
+        "clicks": [{"clicked_at": _iso(at), "url": url, "campaign_id": campaign}
+                   for at, url, campaign in clicks],
+        "conversions": [{"external_id": c.external_id, "value": str(c.value),
+                         "currency": c.currency, "occurred_at": _iso(c.occurred_at),
+                         "campaign_id": c.campaign_id, "variant": c.variant}
+                        for c in conversions],
+    }
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
+
+
+# --- the consent ledger's current state, as bits audiences filter on -------------------
+
+CONSENT_PURPOSES = ("marketing", "loyalty")
+CONSENT_CHANNELS = ("sms", "email", "push")
+
+
+def consent_bit(purpose: str, channel: str) -> int:
+    """The bit of a granted (purpose, channel) in `consent_mask`."""
+    return 1 << (CONSENT_PURPOSES.index(purpose) * len(CONSENT_CHANNELS)
+                 + CONSENT_CHANNELS.index(channel))
+
+
+def consent_mask(latest: Mapping[tuple[str, str], str]) -> int:
+    """The bits of the (purpose, channel) pairs whose current action is a grant."""
+    return sum(consent_bit(p, c) for (p, c), action in latest.items()
+               if action == "granted" and p in CONSENT_PURPOSES and c in CONSENT_CHANNELS)
+
+
+def sync_consents(session: Session, tenant: str, external_id: str) -> None:
+    """Rewrites the customer's consent bits from the whole ledger, as the resolver derives
+    it (`preferences.derive_state`); called with every row appended to the ledger."""
+    from hub.customers import consent_entries, get_customer
+    from preferences import derive_state
+
+    customer = get_customer(session, tenant, external_id)
+    if customer is None:
+        return
+    state = derive_state(consent_entries(session, tenant, external_id))
+    _ensure(session, [(tenant, customer.id)])
+    session.execute(update(ACTIVITY).where(ACTIVITY.c.customer_pk == customer.id).values(
+        consent_mask=consent_mask({k: str(v) for k, v in state.latest.items()}),
+        updated_at=utcnow()))

@@ -57,10 +57,9 @@ class CustomerActivity(Base):
     `hub.activity`; audiences filter on these columns without touching the event stream."""
 
     __tablename__ = "customer_activity"
-    __table_args__ = (
-        Index("ix_customer_activity_tenant_p90", "tenant", "parcels_90d"),
-        Index("ix_customer_activity_tenant_parcel", "tenant", "last_parcel_at"),
-    )
+    # only the daily refresh's range scan: counters are read by whole-table scans, and
+    # indexing them would make every recount a non-HOT update
+    __table_args__ = (Index("ix_customer_activity_tenant_parcel", "tenant", "last_parcel_at"),)
     customer_pk: Mapped[int] = mapped_column(
         ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
     tenant: Mapped[str] = _tenant()
@@ -78,6 +77,9 @@ class CustomerActivity(Base):
     rfm_frequency: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     rfm_monetary: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     rfm: Mapped[str] = mapped_column(String(3), default="111", server_default="111")
+    # The consent ledger's current state as bits (hub.activity.consent_bit): rewritten from
+    # the whole ledger (preferences.derive_state) whenever a row is appended to it.
+    consent_mask: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     counted_at: Mapped[datetime | None]  # when the parcel counters were last recounted
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -23,6 +23,7 @@ from sqlalchemy import (
     true,
 )
 
+from hub.activity import consent_bit
 from hub.audience_filter import (
     AllOf,
     AnyOf,
@@ -36,11 +37,10 @@ from hub.audience_filter import (
     field_spec,
 )
 from hub.audience_models import CustomerActivity
-from hub.models import ConsentRecord, Customer, PushSubscriptionRow
+from hub.models import Customer, PushSubscriptionRow
 
 CUSTOMERS = cast(Table, Customer.__table__)
 ACTIVITY = cast(Table, CustomerActivity.__table__)
-CONSENTS = cast(Table, ConsentRecord.__table__)
 PUSH = cast(Table, PushSubscriptionRow.__table__)
 _COUNTERS = {"parcels_30d", "parcels_90d", "parcels_365d", "conversions_count",
              "conversions_value"}
@@ -60,8 +60,8 @@ class Compiler:
             return and_(*(self.condition(c) for c in node.all))
         if isinstance(node, AnyOf):
             return or_(*(self.condition(c) for c in node.any))
-        if isinstance(node, NotOf):
-            return not_(self.condition(node.not_))
+        if isinstance(node, NotOf):  # two-valued: "unknown" (a NULL) is "no" before negating
+            return not_(func.coalesce(self.condition(node.not_), false()))
         if isinstance(node, ConsentCondition):
             tests = [consent_granted(node.consent.purpose, ch) for ch in node.consent.channels]
             return or_(*tests) if node.consent.any else and_(*tests)
@@ -112,28 +112,27 @@ class Compiler:
         json_type = self.json_type(key)
         if op is Op.EXISTS:
             return json_type.is_not(None) if value else json_type.is_(None)
-        sample = value[0] if isinstance(value, list) else value
-        if isinstance(sample, bool):
-            text = self.json_text(key)
-            wanted = ["true" if v else "false" for v in (
-                value if isinstance(value, list) else [value])] if self.dialect != "sqlite" \
-                else [1 if v else 0 for v in (value if isinstance(value, list) else [value])]
-            typed = json_type.in_(["true", "false"] if self.dialect == "sqlite"
-                                  else ["boolean"])
-            target: Any = wanted if isinstance(value, list) else wanted[0]
-            return and_(typed, compare(text, op, target))
-        if isinstance(sample, str):
-            typed = json_type == ("text" if self.dialect == "sqlite" else "string")
-            return and_(typed, compare(self.json_text(key), op, value))
-        numeric = json_type.in_(["integer", "real"] if self.dialect == "sqlite" else ["number"])
-        number = case((numeric, func.cast(self.json_text(key), Float)), else_=None)
-        return and_(numeric, compare(number, op, value))
+        values = value if isinstance(value, list) else [value]
+        sqlite = self.dialect == "sqlite"
+        typed: ColumnElement[bool]
+        if isinstance(values[0], bool):  # SQLite extracts booleans as 1/0, PG as 'true'
+            typed = json_type.in_(["true", "false"] if sqlite else ["boolean"])
+            wanted: list[Any] = [int(v) if sqlite else str(v).lower() for v in values]
+            column = self.json_text(key)
+        elif isinstance(values[0], str):
+            typed = json_type == ("text" if sqlite else "string")
+            wanted, column = values, self.json_text(key)
+        else:
+            typed = json_type.in_(["integer", "real"] if sqlite else ["number"])
+            wanted = values
+            column = case((typed, func.cast(self.json_text(key), Float)), else_=None)
+        return and_(typed, compare(column, op, wanted if op is Op.IN else wanted[0]))
 
     def json_type(self, key: str) -> ColumnElement[Any]:
         traits = CUSTOMERS.c.traits
         if self.dialect == "sqlite":
             return func.json_type(traits, f"$.{key}")
-        return func.json_typeof(traits.op("->")(literal(key)))
+        return func.jsonb_typeof(traits.op("->")(literal(key)))
 
     def json_text(self, key: str) -> ColumnElement[Any]:
         traits = CUSTOMERS.c.traits
@@ -144,35 +143,33 @@ class Compiler:
 
 def compare(column: ColumnElement[Any], op: Op, value: Any) -> ColumnElement[bool]:
     """`column op value` for the comparison operators (and `exists` on a plain column)."""
+    result: ColumnElement[bool]
     match op:
         case Op.EQ:
-            return column == value
+            result = column == value
         case Op.NE:
-            return or_(column.is_(None), column != value)
+            result = or_(column.is_(None), column != value)
         case Op.IN:
-            return column.in_(value)
+            result = column.in_(value)
         case Op.GT:
-            return column > value
+            result = column > value
         case Op.GTE:
-            return column >= value
+            result = column >= value
         case Op.LT:
-            return column < value
+            result = column < value
         case Op.LTE:
-            return column <= value
-        case Op.EXISTS:
-            return column.is_not(None) if value else column.is_(None)
-    raise ValueError(f"operator {op} does not apply here")
+            result = column <= value
+        case _:  # exists
+            result = column.is_not(None) if value else column.is_(None)
+    return result
 
 
 def consent_granted(purpose: str, channel: str) -> ColumnElement[bool]:
-    """The ledger's current state, as `preferences.derive_state` derives it: the row the
-    hub recorded last for (purpose, channel) is a grant (one index probe, ix_consents_current)."""
-    latest = (select(CONSENTS.c.action)
-              .where(CONSENTS.c.tenant == CUSTOMERS.c.tenant,
-                     CONSENTS.c.customer_id == CUSTOMERS.c.external_id,
-                     CONSENTS.c.purpose == purpose, CONSENTS.c.channel == channel)
-              .order_by(CONSENTS.c.id.desc()).limit(1).scalar_subquery())
-    return latest == "granted"
+    """A current consent for (purpose, channel): its bit in the activity row's
+    `consent_mask`, which `hub.activity.sync_consents` rewrites from the ledger (as
+    `preferences.derive_state` reads it: the row recorded last wins) with every ledger row."""
+    return func.coalesce(ACTIVITY.c.consent_mask, 0).bitwise_and(
+        consent_bit(purpose, channel)) != 0
 
 
 def address_usable(channel: str) -> ColumnElement[bool]:
@@ -188,6 +185,7 @@ def address_usable(channel: str) -> ColumnElement[bool]:
 
 
 def reachable(purpose: str, channel: str) -> ColumnElement[bool]:
-    """Reachable for the purpose on the channel: a usable address and a current consent.
-    The address is tested first, so the consent probe runs only for those who have one."""
-    return case((address_usable(channel), consent_granted(purpose, channel)), else_=False)
+    """Reachable for the purpose on the channel: a current consent and a usable address.
+    The consent bit is tested first, so the push subscription probe runs only for those
+    who consented."""
+    return case((consent_granted(purpose, channel), address_usable(channel)), else_=False)

@@ -9,6 +9,7 @@ token costs no query; the redirect goes only to the URL stored for the id."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import html
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from itsdangerous import BadData, URLSafeSerializer
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
@@ -26,6 +28,7 @@ from hub.audience_models import LinkClick, TrackedLink
 from hub.db import insert_ignoring, utcnow
 from hub.logs import get_logger
 from hub.models import Customer
+from templates import RenderedMessage, count_segments
 
 if TYPE_CHECKING:
     from hub.delivery import Send
@@ -164,7 +167,7 @@ def record_links(session: Session, sends: Sequence[Send]) -> None:
         select(Customer.id, Customer.tenant, Customer.external_id).where(
             tuple_(Customer.tenant, Customer.external_id).in_(
                 {(s.env.tenant, s.env.customer_id) for s in wanted}))).tuples())
-    now, rows = utcnow(), []
+    now, rows = utcnow(), list[dict[str, Any]]()
     for send in wanted:
         pk = pks.get((send.env.tenant, send.env.customer_id))
         assert send.links is not None
@@ -209,3 +212,50 @@ def follow(session: Session, link: str, *, counted: bool, now: datetime | None =
                               campaign_id=row.campaign_id, variant=row.variant, clicked_at=now))
         activity.note_click(session, row.tenant, row.customer_pk, now)
     return Followed(row.url, counted)
+
+
+def track_links(secret: str, base_url: str, send_key: str, payload: dict[str, Any],
+                rendered: RenderedMessage, metadata: dict[str, Any], *, pixel: bool = False
+                ) -> tuple[RenderedMessage, dict[str, Any], LinkSet]:
+    """The render step's rewrite of one campaign or loyalty message: its parts and its
+    click-through URL (push) point at `/c/<token>`; an SMS is counted again; with `pixel`
+    an e-mail also gets the open pixel."""
+    campaign_id, variant = campaign_of(payload)
+    links = LinkSet(campaign_id, variant)
+    rewriter = LinkRewriter(secret, base_url, send_key, links)
+    parts = rewriter.parts(rendered.parts)
+    if pixel and "html" in parts:
+        parts["html"] = with_open_pixel(parts["html"], secret, base_url, send_key)
+    metadata = dict(metadata)
+    if isinstance(metadata.get("url"), str):
+        metadata["url"] = rewriter.track_url(metadata["url"])
+    if "sms_segments" in metadata and "body" in parts:
+        counted = count_segments(parts["body"])
+        metadata |= {"sms_segments": counted.segments, "sms_encoding": str(counted.encoding)}
+    return dataclasses.replace(rendered, parts=parts), metadata, links
+
+
+# --- the optional e-mail open pixel (HUB_EMAIL_OPEN_PIXEL, off by default) ---------------
+
+_PIXEL_SALT = "hub.open-pixel.v1"
+# The smallest transparent GIF (1x1).
+PIXEL_GIF = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000"
+                          "010001000002024401003b")
+
+
+def with_open_pixel(html_text: str, secret: str, base_url: str, send_key: str) -> str:
+    """The e-mail HTML with a 1x1 image whose URL names the send record (signed)."""
+    token = URLSafeSerializer(secret, salt=_PIXEL_SALT).dumps(send_key)
+    img = (f'<img src="{base_url.rstrip("/")}/o/{token}.gif" width="1" height="1" alt="" '
+           'style="display:block;border:0">')
+    head, found, tail = html_text.rpartition("</body>")
+    return f"{head}{img}{found}{tail}" if found else html_text + img
+
+
+def read_pixel_token(secret: str, token: str) -> str | None:
+    """The send record key of a valid pixel token; None when altered."""
+    try:
+        value = URLSafeSerializer(secret, salt=_PIXEL_SALT).loads(token)
+    except BadData:
+        return None
+    return value if isinstance(value, str) else None

@@ -12,6 +12,7 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from hub import activity
 from hub.customers import consent_entries, get_customer
 from hub.db import utcnow
 from hub.models import DEFAULT_TENANT, ConsentRecord, UsedUndoToken
@@ -57,6 +58,7 @@ def record_consent(
                         text_version=text_version, recorded_at=utcnow(), claimed_at=at)
     session.add(row)
     session.flush()
+    activity.sync_consents(session, tenant, customer_id)  # the bits audiences filter on
     return row
 
 

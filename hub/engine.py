@@ -34,6 +34,7 @@ from sqlalchemy import select, update
 from channels.ratelimit import ProviderRateLimiter
 from hub import failpoints
 from hub.campaigns.copy import campaign_channels, template_set_of  # issue 13
+from hub.clicks import TRACKED_CATEGORIES, record_links, track_links
 from hub.customers import alive_customers
 from hub.db import Database, utcnow
 from hub.delivery import (
@@ -280,12 +281,16 @@ class Engine:
             stages.limiter.release(request)
             return ChannelDecision(channel, Outcome.FAILED, "channel_unavailable")
         parcel = payload.get("parcel") or {}
-        env = self.pipeline.envelope(loaded, channel, address, rendered,
-                                     message_metadata(etype, parcel, channel, rendered,
-                                                      context.links.unsubscribe))
         key = idempotency_key(self.pipeline.record_secret, loaded.event_pk, channel, address)
+        metadata = message_metadata(etype, parcel, channel, rendered, context.links.unsubscribe)
+        links = None
+        if etype.category in TRACKED_CATEGORIES:  # campaign and loyalty links: /c/<token>
+            rendered, metadata, links = track_links(
+                self.pipeline.record_secret, self.settings.public_base_url, key, payload,
+                rendered, metadata, pixel=self.settings.email_open_pixel)
+        env = self.pipeline.envelope(loaded, channel, address, rendered, metadata)
         return Send(key, env, adapter, context=(job, request, rendered),
-                    event_id=payload.get("event_id"), job_id=job.id)
+                    event_id=payload.get("event_id"), job_id=job.id, links=links)
 
     # -- 4. send --------------------------------------------------------------------------
 
@@ -309,6 +314,7 @@ class Engine:
                     if s.context[0].id in held and (s.env.tenant, s.env.customer_id) in alive]
             if live:
                 open_sends(session, live, self.in_doubt_seconds)
+                record_links(session, live)  # a retried send finds its rows: same tokens
         for send in sends:
             job = send.context[0]
             if job.id not in held:

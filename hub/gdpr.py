@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import delete, exists, null, select, update
 from sqlalchemy.orm import Session
 
+from hub import activity
 from hub.customers import (
     consent_entries,
     customer_key,
@@ -79,6 +80,7 @@ def export_customer(session: Session, tenant: str, key: str, external_id: str
         "profile": {
             "name": customer.name, "locale": customer.locale, "tone": customer.tone,
             "time_zone": customer.time_zone, "segment": customer.segment,
+            "traits": customer.traits or {},
             "created_at": customer.created_at.isoformat(),
             "updated_at": customer.updated_at.isoformat(),
         },
@@ -117,6 +119,7 @@ def export_customer(session: Session, tenant: str, key: str, external_id: str
                 FollowupTimer.customer_key == customer_key(key, tenant, external_id)))
         ],
         "feedback": export_feedback(session, customer_key(key, tenant, external_id)),
+        "marketing": activity.export_json(session, customer.id),  # issue 13
     }
 
 

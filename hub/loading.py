@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from hub.activity import ParcelSeen, delivery_method, note_parcels
 from hub.customers import (
     Recipient,
     apply_inline,
@@ -95,6 +96,7 @@ def load_batch(session: Session, owner: str, job_ids: list[int], erasure_key: st
         session.execute(update(EVENTS).where(EVENTS.c.id == pk).values(
             customer_id=pseudonym(digest), payload=null()))
     session.execute(update(EVENTS).where(EVENTS.c.id.in_(list(payloads))).values(state="processing"))
+    note_parcels(session, _parcels_seen(events, customers))  # activity (hub.activity)
     rows = []
     for job in jobs:
         payload = payloads.get(job.event_pk)
@@ -110,6 +112,20 @@ def load_batch(session: Session, owner: str, job_ids: list[int], erasure_key: st
                             throttle_overrides(recipient.preferences, raw))
         rows.append(JobRow(job.id, job.event_pk, job.attempts, job.created_at, loaded))
     return rows
+
+
+def _parcels_seen(events: dict[int, Any], customers: dict[tuple[str, str], Customer | None]
+                  ) -> list[ParcelSeen]:
+    """The parcels of a batch's events, for the customers who still exist."""
+    seen = []
+    for event in events.values():
+        payload = event.payload or {}
+        tracking = (payload.get("parcel") or {}).get("tracking_number")
+        customer = customers.get((event.tenant, (payload.get("customer") or {}).get("id")))
+        if tracking and customer is not None:
+            seen.append(ParcelSeen(customer.id, event.tenant, tracking, event.occurred_at,
+                                   delivery_method(payload)))
+    return seen
 
 
 @dataclass(frozen=True, slots=True)

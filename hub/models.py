@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from hub.db import UtcDateTime, utcnow
@@ -60,7 +61,8 @@ class Customer(Base):
     segment: Mapped[str] = mapped_column(String(16), default="individual")
     preferences: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # The producer's free key/values (loyalty tier, city...; hub.traits validates them).
-    traits: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    traits: Mapped[dict[str, Any] | None] = mapped_column(  # binary JSON on PostgreSQL:
+        JSON().with_variant(JSONB(), "postgresql"))  # audience filters read it per row
     # When the contact details last changed: an event's occurred_at for inline details, the
     # request time for an API change. Inline details older than this are never applied, so a
     # retried or late event cannot revert a newer (e.g. verified) phone.
@@ -161,11 +163,7 @@ class ConsentRecord(Base):
     """One row of the append-only consent ledger (never updated; deleted only by erasure)."""
 
     __tablename__ = "consents"
-    __table_args__ = (
-        Index("ix_consents_customer", "customer_id", "recorded_at"),
-        # the current state of one (purpose, channel): the newest row (audience counts)
-        Index("ix_consents_current", "tenant", "customer_id", "purpose", "channel", "id"),
-    )
+    __table_args__ = (Index("ix_consents_customer", "customer_id", "recorded_at"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     tenant: Mapped[str] = _tenant()
     customer_id: Mapped[str] = mapped_column(String(128))

@@ -7,11 +7,12 @@ The flow itself (load → decide → render → send → record, once per batch)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from channels import ChannelAdapter
 from channels.ratelimit import ProviderRateLimiter
+from hub import activity
 from hub.alerts import OpsAlerts
 from hub.customers import tombstone_key
 from hub.db import Database, utcnow
@@ -54,10 +55,14 @@ class Pipeline:
         self.rate_limiter = rate_limiter
 
     def housekeeping(self) -> None:
-        """Daily: the limiter forgets counters and parcel statuses nobody touched for weeks."""
+        """Daily: the limiter forgets counters and parcel statuses nobody touched for weeks;
+        customers' parcel windows and RFM recency slide (two days back: runs overlap)."""
         purge = getattr(self.stages.limiter, "purge", None)
         if purge is not None:
             log.info("throttle_purge", rows=purge(utcnow()))
+        with self.db.transaction() as session:
+            moved = activity.refresh_due(session, since=utcnow() - timedelta(days=2))
+        log.info("activity_refresh", customers=moved)
 
     def alert_dead_letter(self, job_id: int, event_pk: int) -> None:
         """Tells operations a job gave up (best effort)."""

@@ -111,6 +111,8 @@ def apply_status(row: Notification, status: str, *, provider_message_id: str | N
     if receipt_id:
         entry["receipt_id"] = receipt_id
     row.history = [*history, entry]
+    if status == "opened" and row.opened_at is None:  # counted per message (campaign reports)
+        row.opened_at = utcnow()
     if provider_message_id and not row.provider_message_id:
         row.provider_message_id = provider_message_id  # a send settled after a crash
     if _RANK.get(status, 0) >= _RANK.get(row.status, 0):

@@ -153,6 +153,15 @@ class Settings(BaseSettings):
         default=24.0, gt=0, description="An endpoint failing without a success this long is "
         "disabled (with an ops alert).")
 
+    # --- issue 13: tracked links, conversions, e-mail opens ---
+    conversion_window_days: int = Field(
+        default=7, ge=1, le=90, description="A conversion is credited to the customer's last "
+        "click this many days before it at most.")
+    email_open_pixel: bool = Field(
+        default=False, description="Add a 1x1 open pixel to campaign and loyalty e-mails. "
+        "Unreliable: Apple Mail Privacy Protection fetches every image (false opens) and "
+        "blocked images hide real ones; provider open events are used either way.")
+
     @field_validator("test_recipients", mode="before")
     @classmethod
     def _split_recipients(cls, value: object) -> object:

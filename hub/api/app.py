@@ -9,8 +9,10 @@ from fastapi import FastAPI
 
 from hub import __version__
 from hub.api import (
+    audiences,
     campaigns,
     channels,
+    clicks,
     events,
     feedback,
     ops,
@@ -55,6 +57,8 @@ def create_app(runtime: HubRuntime, embedded_worker: bool = False) -> FastAPI:
     app.include_router(feedback.router)  # issue 15: /f/<token>, GET /v1/feedback
     app.include_router(webhook_endpoints.router)  # issue 15: outgoing webhooks
     app.include_router(campaigns.router)  # issue 13: campaigns, their progress and reports
+    app.include_router(audiences.router)  # issue 13: audiences and their counts
+    app.include_router(clicks.router)  # issue 13: /c/<token>, POST /v1/conversions
     problems.declare_problems(app)
     app.add_middleware(InputGuard)  # inside the size limit, which bounds what it buffers
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)

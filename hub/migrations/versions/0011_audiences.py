@@ -1,5 +1,5 @@
 """customer data for marketers: traits, parcels and activity, tracked links and clicks,
-conversions, audiences, e-mail opens, and the consent index audience counts read
+conversions, audiences, e-mail opens, and the consent state as bits for audience counts
 
 Revision ID: 0011
 Revises: 0010
@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 import hub.db
 
@@ -37,11 +38,10 @@ def _count(name: str) -> sa.Column:
 
 def upgrade() -> None:
     with op.batch_alter_table("customers") as batch:
-        batch.add_column(sa.Column("traits", sa.JSON(), nullable=True))
+        batch.add_column(sa.Column(
+            "traits", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=True))
     with op.batch_alter_table("notifications") as batch:
         batch.add_column(_at("opened_at", nullable=True))
-    op.create_index("ix_consents_current", "consents",
-                    ["tenant", "customer_id", "purpose", "channel", "id"])
     op.create_table(
         "customer_parcels",
         *_customer(),
@@ -69,12 +69,12 @@ def upgrade() -> None:
         sa.Column("rfm_frequency", sa.Integer(), server_default="1", nullable=False),
         sa.Column("rfm_monetary", sa.Integer(), server_default="1", nullable=False),
         sa.Column("rfm", sa.String(length=3), server_default="111", nullable=False),
+        _count("consent_mask"),
         _at("counted_at", nullable=True),
         _at("updated_at"),
         sa.PrimaryKeyConstraint("customer_pk"),
     )
-    op.create_index("ix_customer_activity_tenant_p90", "customer_activity",
-                    ["tenant", "parcels_90d"])
+    _backfill_consent_masks()
     op.create_index("ix_customer_activity_tenant_parcel", "customer_activity",
                     ["tenant", "last_parcel_at"])
     op.create_table(
@@ -151,6 +151,29 @@ def upgrade() -> None:
     op.create_index("ix_audiences_tenant", "audiences", ["tenant", "id"])
 
 
+def _backfill_consent_masks() -> None:
+    """Every existing customer with a ledger gets its current consent state as bits (the
+    latest row per purpose and channel wins, in the order the hub recorded them)."""
+    # hub.activity.consent_bit as of this revision (a migration keeps its own copy)
+    bits = {(p, c): 1 << (i * 3 + j) for i, p in enumerate(("marketing", "loyalty"))
+            for j, c in enumerate(("sms", "email", "push"))}
+    conn = op.get_bind()
+    rows = conn.execute(sa.text(
+        "SELECT c.id, c.tenant, l.purpose, l.channel, l.action FROM consents l "
+        "JOIN customers c ON c.tenant = l.tenant AND c.external_id = l.customer_id "
+        "ORDER BY c.id, l.id"))
+    latest: dict[tuple[int, str], dict[tuple[str, str], str]] = {}
+    for pk, tenant, purpose, channel, action in rows:
+        latest.setdefault((pk, tenant), {})[(purpose, channel)] = action
+    if latest:
+        conn.execute(sa.text(
+            "INSERT INTO customer_activity (customer_pk, tenant, consent_mask, updated_at) "
+            "VALUES (:pk, :tenant, :mask, CURRENT_TIMESTAMP)"),
+            [{"pk": pk, "tenant": tenant,
+              "mask": sum(bits.get(k, 0) for k, action in state.items() if action == "granted")}
+             for (pk, tenant), state in latest.items()])
+
+
 def downgrade() -> None:
     op.drop_index("ix_audiences_tenant", table_name="audiences")
     op.drop_table("audiences")
@@ -164,11 +187,9 @@ def downgrade() -> None:
     op.drop_index("ix_tracked_links_customer", table_name="tracked_links")
     op.drop_table("tracked_links")
     op.drop_index("ix_customer_activity_tenant_parcel", table_name="customer_activity")
-    op.drop_index("ix_customer_activity_tenant_p90", table_name="customer_activity")
     op.drop_table("customer_activity")
     op.drop_index("ix_customer_parcels_seen", table_name="customer_parcels")
     op.drop_table("customer_parcels")
-    op.drop_index("ix_consents_current", table_name="consents")
     with op.batch_alter_table("notifications") as batch:
         batch.drop_column("opened_at")
     with op.batch_alter_table("customers") as batch:
