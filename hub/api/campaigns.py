@@ -46,8 +46,7 @@ def _renderer(request: Request) -> Renderer:
 
 def _window(request: Request) -> timedelta:
     """The attribution window of conversions (HUB_CONVERSION_WINDOW_DAYS)."""
-    settings = request.app.state.runtime.settings
-    return timedelta(days=getattr(settings, "conversion_window_days", 7))
+    return timedelta(days=request.app.state.runtime.settings.conversion_window_days)
 
 
 def check_copy(renderer: Renderer, body: CampaignIn) -> list[dict[str, Any]]:
