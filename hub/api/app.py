@@ -18,6 +18,7 @@ from hub.api import (
     ops,
     preferences,
     problems,
+    template_stats,
     templates,
     webhook_endpoints,
 )
@@ -57,6 +58,7 @@ def create_app(runtime: HubRuntime, embedded_worker: bool = False) -> FastAPI:
     app.include_router(feedback.router)  # issue 15: /f/<token>, GET /v1/feedback
     app.include_router(webhook_endpoints.router)  # issue 15: outgoing webhooks
     app.include_router(campaigns.router)  # issue 13: campaigns, their progress and reports
+    app.include_router(template_stats.router)  # issue 13: per template totals
     app.include_router(audiences.router)  # issue 13: audiences and their counts
     app.include_router(clicks.router)  # issue 13: /c/<token>, POST /v1/conversions
     problems.declare_problems(app)

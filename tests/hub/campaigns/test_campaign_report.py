@@ -3,7 +3,6 @@ under the right variant, and every count equals a direct count in the store."""
 
 from __future__ import annotations
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -11,6 +10,7 @@ from hub.audience_models import TrackedLink
 from hub.clicks import token_of
 from hub.consents import record_consent
 from hub.db import utcnow
+from hub.keys import Scope, create_key
 from hub.models import CampaignRecipient, Customer, Notification
 from hub.runtime import HubRuntime
 from hub.worker import Worker
@@ -18,7 +18,7 @@ from preferences.consent import ConsentAction
 from tests.hub.campaigns.builders import add_audience, add_customers, campaign_body
 from tests.hub.campaigns.test_campaign_run import run_campaign
 
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+# both stores: the report is SQL with correlated subqueries, checked on PostgreSQL too
 
 
 def test_clicks_and_conversions_land_under_the_right_variant_and_match_the_store(
@@ -77,3 +77,22 @@ def test_clicks_and_conversions_land_under_the_right_variant_and_match_the_store
     a = groups["a"]
     low, high = a["conversion_rate_ci95"]
     assert low <= a["conversion_rate"] <= high and 0 <= a["lift"]["p_value"] <= 1
+
+
+def test_template_stats_count_the_tenants_sends_per_channel_and_locale(
+        runtime: HubRuntime, client: TestClient) -> None:
+    from tests.helpers import event
+
+    for n in range(3):
+        body = event(f"evt-{n}", type_="parcel.out_for_delivery")
+        body["customer"] = {**body["customer"], "id": f"c-{n}", "locale": "en" if n else "pl"}
+        assert client.post("/v1/events", json=body).status_code == 202
+    Worker(runtime.db, runtime.pipeline, runtime.settings).drain(timeout=30)
+    stats = client.get("/v1/templates/parcel.out_for_delivery/stats").json()
+    assert stats["category"] == "transactional"
+    assert {(r["channel"], r["locale"], r["sent"]) for r in stats["rows"]} == {
+        ("sms", "pl", 1), ("sms", "en", 2)}
+    assert client.get("/v1/templates/parcel.nope/stats").status_code == 404
+    other = create_key(runtime.db, "acme-app", [Scope.TEMPLATES_READ], tenant="acme")
+    client.headers["Authorization"] = f"Bearer {other}"
+    assert client.get("/v1/templates/parcel.out_for_delivery/stats").json()["rows"] == []
