@@ -78,6 +78,18 @@ def test_clicks_and_conversions_land_under_the_right_variant_and_match_the_store
     low, high = a["conversion_rate_ci95"]
     assert low <= a["conversion_rate"] <= high and 0 <= a["lift"]["p_value"] <= 1
 
+    who = links[0].external_id  # export shows the campaign; erasure leaves no recipient row
+    exported = client.get(f"/v1/customers/{who}/export").json()["campaigns"]
+    assert exported == [{"campaign_id": first, "name": "Black Week",
+                         "variant": links[0].variant, "state": "queued",
+                         "send_at": exported[0]["send_at"]}]
+    assert client.delete(f"/v1/customers/{who}").status_code in (200, 202, 204)
+    with runtime.db.sessions() as s:
+        assert not s.scalar(select(func.count()).select_from(CampaignRecipient)
+                            .join(Customer, Customer.id == CampaignRecipient.customer_pk)
+                            .where(Customer.external_id == who))
+        assert s.scalar(select(func.count()).select_from(CampaignRecipient)) == 299
+
 
 def test_template_stats_count_the_tenants_sends_per_channel_and_locale(
         runtime: HubRuntime, client: TestClient) -> None:
