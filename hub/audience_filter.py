@@ -13,18 +13,13 @@ import enum
 import math
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
-    Discriminator,
     Field,
     RootModel,
-    StrictBool,
-    StrictFloat,
-    StrictInt,
-    Tag,
     field_validator,
     model_validator,
 )
@@ -99,7 +94,6 @@ FIELDS: dict[str, FieldSpec] = {
     "activity.rfm_monetary": FieldSpec(Kind.NUMBER),
 }
 
-Scalar = Annotated[str, Field(max_length=200)] | StrictBool | StrictInt | StrictFloat
 
 
 def field_spec(name: str) -> FieldSpec:
@@ -125,37 +119,90 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class FieldCondition(_Strict):
-    """A test of one profile, activity or trait field."""
+class ConsentTest(_Strict):
+    """A current (unwithdrawn) consent for the purpose on any (or every) of the channels."""
 
-    field: str = Field(max_length=60)
-    op: Op
-    value: Scalar | list[Scalar] | None = None
+    purpose: Literal["marketing", "loyalty"]
+    channels: list[Literal["sms", "email", "push"]] = Field(min_length=1, max_length=3)
+    any: bool = True  # any of the channels (true) or every one of them (false)
+
+
+class ReachableTest(_Strict):
+    """A usable address on any (or every) of the channels (verified phone/e-mail, live
+    push subscription)."""
+
+    channels: list[Literal["sms", "email", "push"]] = Field(min_length=1, max_length=3)
+    any: bool = True
+
+
+_KINDS = ("all", "any", "not", "field", "consent", "reachable")
+
+
+class Condition(_Strict):
+    """One node of a filter: exactly one of a group (`all`, `any`, `not`), a field test
+    (`field`, `op`, `value`), a consent test or a reachability test. One model rather than
+    a union, so an error's path is the path in the JSON (`all/0/field`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    all: list[Condition] | None = Field(default=None, min_length=1, max_length=MAX_CONDITIONS)
+    any: list[Condition] | None = Field(default=None, min_length=1, max_length=MAX_CONDITIONS)
+    not_: Condition | None = Field(default=None, alias="not")
+    field: str | None = Field(default=None, max_length=60)
+    op: Op | None = None
+    value: Any = None  # text, number, boolean or a list of them (checked below)
+    consent: ConsentTest | None = None
+    reachable: ReachableTest | None = None
+
+    @property
+    def kind(self) -> str:
+        """Which of all, any, not, field, consent, reachable this node is."""
+        return next(k for k in _KINDS if getattr(self, "not_" if k == "not" else k) is not None)
 
     @field_validator("field")
     @classmethod
-    def _known(cls, name: str) -> str:
-        field_spec(name)
+    def _known(cls, name: str | None) -> str | None:
+        if name is not None:
+            field_spec(name)
         return name
 
+    @field_validator("value")
+    @classmethod
+    def _scalar(cls, value: Any) -> Any:
+        for item in value if isinstance(value, list) else [value]:
+            if not isinstance(item, str | bool | int | float):
+                raise ValueError("a value is text, a number, true or false (or a list of them)")
+            if isinstance(item, str) and len(item) > 200:
+                raise ValueError("text values are at most 200 characters")
+        return value
+
     @model_validator(mode="after")
-    def _value_fits(self) -> FieldCondition:
+    def _one_kind(self) -> Condition:
+        given = [k for k in _KINDS if getattr(self, "not_" if k == "not" else k) is not None]
+        if len(given) != 1:
+            raise ValueError("a condition has exactly one of the keys " + ", ".join(_KINDS))
+        if given[0] == "field":
+            self._check_field()
+        elif self.op is not None or self.value is not None:
+            raise ValueError("`op` and `value` belong to a field test")
+        return self
+
+    def _check_field(self) -> None:
+        assert self.field is not None
         spec = field_spec(self.field)
-        if self.op not in _OPS[spec.kind]:
+        if self.op is None or self.op not in _OPS[spec.kind]:
             allowed = ", ".join(sorted(_OPS[spec.kind]))
             raise ValueError(f"{self.field} takes the operators {allowed}")
         values = self.value if isinstance(self.value, list) else [self.value]
         if self.op is Op.EXISTS:
             if not isinstance(self.value, bool):
                 raise ValueError("exists takes true or false")
-            return self
+            return
         if (self.op is Op.IN) != isinstance(self.value, list):
             raise ValueError("`in` takes a list of values; other operators one value")
         if len(values) > MAX_LIST or not values:
             raise ValueError(f"`in` takes 1 to {MAX_LIST} values")
         for value in values:
             self._check_value(spec, value)
-        return self
 
     def _check_value(self, spec: FieldSpec, value: Any) -> None:
         if self.op in (Op.WITHIN_DAYS, Op.NOT_WITHIN_DAYS):
@@ -163,79 +210,17 @@ class FieldCondition(_Strict):
                     0 < value <= MAX_DAYS):
                 raise ValueError(f"{self.op} takes a whole number of days, 1 to {MAX_DAYS}")
             return
+        if value is None:
+            raise ValueError("a value is needed")
         if spec.kind is Kind.TEXT and not isinstance(value, str):
             raise ValueError(f"{self.field} takes text")
         if spec.choices and value not in spec.choices:
             raise ValueError(f"{self.field} is one of {', '.join(spec.choices)}")
-        if spec.kind is Kind.NUMBER and (isinstance(value, bool) or
-                                         not isinstance(value, int | float)):
-            raise ValueError(f"{self.field} takes a number")
-        if self.op in (Op.GT, Op.GTE, Op.LT, Op.LTE) and (
-                isinstance(value, bool) or not isinstance(value, int | float)):
-            raise ValueError(f"{self.op} takes a number")
-        if value is None:
-            raise ValueError("a value is needed")
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        if (spec.kind is Kind.NUMBER or self.op in (Op.GT, Op.GTE, Op.LT, Op.LTE)
+                ) and not numeric:
+            raise ValueError(f"{self.field} {self.op} takes a number")
         _check_number(value)
-
-
-class ConsentTest(_Strict):
-    purpose: Literal["marketing", "loyalty"]
-    channels: list[Literal["sms", "email", "push"]] = Field(min_length=1, max_length=3)
-    any: bool = True  # any of the channels (true) or every one of them (false)
-
-
-class ConsentCondition(_Strict):
-    """A current (unwithdrawn) consent for the purpose on any/all of the channels."""
-
-    consent: ConsentTest
-
-
-class ReachableTest(_Strict):
-    channels: list[Literal["sms", "email", "push"]] = Field(min_length=1, max_length=3)
-    any: bool = True
-
-
-class ReachableCondition(_Strict):
-    """A usable address on any/all of the channels (verified phone/e-mail, live push)."""
-
-    reachable: ReachableTest
-
-
-class AllOf(_Strict):
-    all: list[Condition] = Field(min_length=1, max_length=MAX_CONDITIONS)
-
-
-class AnyOf(_Strict):
-    any: list[Condition] = Field(min_length=1, max_length=MAX_CONDITIONS)
-
-
-class NotOf(_Strict):
-    not_: Condition = Field(alias="not")
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-_KINDS = ("all", "any", "not", "field", "consent", "reachable")
-
-
-def _kind(value: Any) -> str | None:
-    if isinstance(value, dict):
-        return next((k for k in _KINDS if k in value), None)
-    if isinstance(value, BaseModel):
-        return {AllOf: "all", AnyOf: "any", NotOf: "not", FieldCondition: "field",
-                ConsentCondition: "consent", ReachableCondition: "reachable"}.get(type(value))
-    return None
-
-
-Condition = Annotated[
-    Annotated[AllOf, Tag("all")] | Annotated[AnyOf, Tag("any")] | Annotated[NotOf, Tag("not")]
-    | Annotated[FieldCondition, Tag("field")] | Annotated[ConsentCondition, Tag("consent")]
-    | Annotated[ReachableCondition, Tag("reachable")],
-    Discriminator(_kind, custom_error_type="condition",
-                  custom_error_message="a condition has one of the keys " + ", ".join(_KINDS)),
-]
-AllOf.model_rebuild()
-AnyOf.model_rebuild()
-NotOf.model_rebuild()
 
 
 class AudienceFilter(RootModel[Condition]):
@@ -253,18 +238,17 @@ class AudienceFilter(RootModel[Condition]):
         return self
 
 
-def _measure(node: Any) -> tuple[int, int]:
+def children(node: Condition) -> list[Condition]:
+    """The conditions a group holds (none for a test)."""
+    return node.all or node.any or ([node.not_] if node.not_ is not None else [])
+
+
+def _measure(node: Condition) -> tuple[int, int]:
     """(group depth, number of conditions) of a condition tree."""
-    children: list[Any]
-    if isinstance(node, AllOf):
-        children = node.all
-    elif isinstance(node, AnyOf):
-        children = node.any
-    elif isinstance(node, NotOf):
-        children = [node.not_]
-    else:
+    inner = children(node)
+    if not inner:
         return 0, 1
-    measured = [_measure(c) for c in children]
+    measured = [_measure(c) for c in inner]
     return 1 + max(d for d, _ in measured), 1 + sum(s for _, s in measured)
 
 
@@ -274,5 +258,4 @@ def parse_filter(raw: Any) -> AudienceFilter:
     return AudienceFilter.model_validate(raw)
 
 
-__all__ = ["CHANNELS", "PURPOSES", "AudienceFilter", "Condition", "FieldCondition",
-           "parse_filter"]
+__all__ = ["CHANNELS", "PURPOSES", "AudienceFilter", "Condition", "children", "parse_filter"]

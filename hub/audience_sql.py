@@ -24,18 +24,7 @@ from sqlalchemy import (
 )
 
 from hub.activity import consent_bit
-from hub.audience_filter import (
-    AllOf,
-    AnyOf,
-    AudienceFilter,
-    ConsentCondition,
-    FieldCondition,
-    Kind,
-    NotOf,
-    Op,
-    ReachableCondition,
-    field_spec,
-)
+from hub.audience_filter import AudienceFilter, Condition, Kind, Op, children, field_spec
 from hub.audience_models import CustomerActivity
 from hub.models import Customer, PushSubscriptionRow
 
@@ -55,23 +44,27 @@ class Compiler:
     def where(self, audience: AudienceFilter) -> ColumnElement[bool]:
         return self.condition(audience.root)
 
-    def condition(self, node: Any) -> ColumnElement[bool]:
-        if isinstance(node, AllOf):
-            return and_(*(self.condition(c) for c in node.all))
-        if isinstance(node, AnyOf):
-            return or_(*(self.condition(c) for c in node.any))
-        if isinstance(node, NotOf):  # two-valued: "unknown" (a NULL) is "no" before negating
-            return not_(func.coalesce(self.condition(node.not_), false()))
-        if isinstance(node, ConsentCondition):
-            tests = [consent_granted(node.consent.purpose, ch) for ch in node.consent.channels]
-            return or_(*tests) if node.consent.any else and_(*tests)
-        if isinstance(node, ReachableCondition):
-            tests = [address_usable(ch) for ch in node.reachable.channels]
-            return or_(*tests) if node.reachable.any else and_(*tests)
-        assert isinstance(node, FieldCondition)
+    def condition(self, node: Condition) -> ColumnElement[bool]:
+        match node.kind:
+            case "all":
+                return and_(*(self.condition(c) for c in children(node)))
+            case "any":
+                return or_(*(self.condition(c) for c in children(node)))
+            case "not":  # two-valued: "unknown" (a NULL) is "no" before negating
+                return not_(func.coalesce(self.condition(children(node)[0]), false()))
+            case "consent":
+                assert node.consent is not None
+                test = node.consent
+                tests = [consent_granted(test.purpose, ch) for ch in test.channels]
+                return or_(*tests) if test.any else and_(*tests)
+            case "reachable":
+                assert node.reachable is not None
+                tests = [address_usable(ch) for ch in node.reachable.channels]
+                return or_(*tests) if node.reachable.any else and_(*tests)
         return self.field(node)
 
-    def field(self, cond: FieldCondition) -> ColumnElement[bool]:
+    def field(self, cond: Condition) -> ColumnElement[bool]:
+        assert cond.field is not None and cond.op is not None
         spec = field_spec(cond.field)
         if spec.kind is Kind.TRAIT:
             return self.trait(cond.field.removeprefix("traits."), cond.op, cond.value)

@@ -68,11 +68,12 @@ def count(session: Session, tenant: str, filter: AudienceFilter,
     return AudienceCount(int(row.matched), {ch: int(row._mapping[ch]) for ch in CHANNELS})
 
 
-def members(session: Session, tenant: str, audience_id: int) -> Iterator[int]:
+def members(session: Session, tenant: str, audience_id: int | str) -> Iterator[int]:
     """Primary keys of the audience's customers in id order, read in chunks (one short
     query per chunk, so a long campaign run holds no transaction open); none for an unknown
-    audience or one of another tenant."""
-    audience = session.scalar(select(Audience).where(Audience.id == audience_id,
+    audience or one of another tenant. `audience_id`: the row id, or the public `aud_...`."""
+    key = Audience.public_id if isinstance(audience_id, str) else Audience.id
+    audience = session.scalar(select(Audience).where(key == audience_id,
                                                      Audience.tenant == tenant))
     if audience is None:
         return

@@ -92,10 +92,12 @@ def read_token(secret: str, token: str) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class TrackedUrl:
-    """One link of a message: its id (the `token` column) and the original URL."""
+    """One link of a message: its id (the `token` column), the original URL and the
+    `/c/<token>` URL that replaced it."""
 
     link_id: str
     url: str
+    tracked: str
 
 
 @dataclass(slots=True)
@@ -132,9 +134,10 @@ class LinkRewriter:
             return url
         tracked = self.links.links.get(url)
         if tracked is None:
-            tracked = TrackedUrl(link_id(self.secret, self.send_key, url), url)
+            link = link_id(self.secret, self.send_key, url)
+            tracked = TrackedUrl(link, url, f"{self.base}{PATH}{token_of(self.secret, link)}")
             self.links.links[url] = tracked
-        return f"{self.base}{PATH}{token_of(self.secret, tracked.link_id)}"
+        return tracked.tracked
 
     def text(self, value: str) -> str:
         def bare(match: re.Match[str]) -> str:
@@ -158,8 +161,10 @@ class LinkRewriter:
 
 
 def record_links(session: Session, sends: Sequence[Send]) -> None:
-    """Inserts the link rows of the sends (in the transaction that opens their records);
-    rows a retried send already wrote stay as they are."""
+    """Inserts the link rows of the sends (in the transaction that opens their records,
+    before they are opened); rows a retried send already wrote stay as they are. A link id
+    already taken by another send or URL (a 59-bit clash) is put back to its original URL in
+    the message, so a click never lands on somebody else's link."""
     wanted = [s for s in sends if s.links is not None and s.links.links]
     if not wanted:
         return
@@ -179,6 +184,29 @@ def record_links(session: Session, sends: Sequence[Send]) -> None:
                      "variant": send.links.variant, "url": t.url, "created_at": now}
                     for t in send.links.links.values())
     insert_ignoring(session, TrackedLink, rows, ["token"])
+    stored = {token: (key, url) for token, key, url in session.execute(
+        select(TrackedLink.token, TrackedLink.send_key, TrackedLink.url)
+        .where(TrackedLink.token.in_([r["token"] for r in rows]))).tuples()}
+    for send in wanted:
+        assert send.links is not None
+        clashes = [t for t in send.links.links.values()
+                   if stored.get(t.link_id, (send.key, t.url)) != (send.key, t.url)]
+        if clashes:
+            _untrack(send, clashes)
+
+
+def _untrack(send: Send, clashes: list[TrackedUrl]) -> None:
+    parts, metadata = dict(send.env.parts), dict(send.env.metadata)
+    for clash in clashes:
+        for name, value in parts.items():
+            parts[name] = value.replace(clash.tracked, html.escape(clash.url)
+                                        if name == "html" else clash.url)
+        if metadata.get("url") == clash.tracked:
+            metadata["url"] = clash.url
+        assert send.links is not None
+        del send.links.links[clash.url]
+    send.env = dataclasses.replace(send.env, parts=parts, metadata=metadata)
+    log.warning("tracked_link_clash", idempotency_key=send.key, links=len(clashes))
 
 
 def is_bot(method: str, user_agent: str | None) -> bool:

@@ -313,8 +313,8 @@ class Engine:
             live = [s for s in sends
                     if s.context[0].id in held and (s.env.tenant, s.env.customer_id) in alive]
             if live:
-                open_sends(session, live, self.in_doubt_seconds)
                 record_links(session, live)  # a retried send finds its rows: same tokens
+                open_sends(session, live, self.in_doubt_seconds)
         for send in sends:
             job = send.context[0]
             if job.id not in held:

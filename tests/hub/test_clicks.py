@@ -251,3 +251,24 @@ def test_the_open_pixel_is_off_by_default_and_counts_one_open_when_on(
         opened = session.scalars(select(Notification.opened_at).where(
             Notification.event_type == "marketing.campaign")).all()
         assert sum(o is not None for o in opened) == 1
+
+
+def test_a_link_id_taken_by_another_send_leaves_the_original_url_in_the_message(
+        client: TestClient, runtime: HubRuntime) -> None:
+    from hub.delivery import idempotency_key
+
+    secret = runtime.settings.secret_key.get_secret_value()
+    key = idempotency_key(secret, 1, "sms", ANNA["phone"])  # the campaign's send record
+    client.put("/v1/customers/other", json=ANNA)
+    with runtime.db.transaction() as session:  # an older link that happens to have that id
+        from hub.models import Customer
+
+        other = session.scalars(select(Customer.id).where(Customer.external_id == "other")).one()
+        session.add(TrackedLink(token=clicks.link_id(secret, key, OFFER), customer_pk=other,
+                                send_key="another-send", url="https://elsewhere.example/x"))
+    sent = _campaign(client, runtime, "sms")
+    assert OFFER in sent["parts"]["body"] and "/c/" not in sent["parts"]["body"]
+    notes = client.get("/v1/events/m-1").json()["notifications"]
+    assert notes[0]["status"] == "sent"
+    with runtime.db.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(TrackedLink)) == 1

@@ -51,7 +51,7 @@ def upgrade() -> None:
         sa.Column("delivery_method", sa.String(length=16), nullable=True),
         sa.PrimaryKeyConstraint("customer_pk", "tracking_number"),
     )
-    op.create_index("ix_customer_parcels_seen", "customer_parcels", ["tenant", "first_seen_at"])
+    op.create_index("ix_customer_parcels_seen", "customer_parcels", ["first_seen_at"])
     op.create_table(
         "customer_activity",
         *_customer(),
@@ -75,8 +75,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("customer_pk"),
     )
     _backfill_consent_masks()
-    op.create_index("ix_customer_activity_tenant_parcel", "customer_activity",
-                    ["tenant", "last_parcel_at"])
+    op.create_index("ix_customer_activity_last_parcel", "customer_activity",
+                    ["last_parcel_at"])
     op.create_table(
         "tracked_links",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -186,7 +186,7 @@ def downgrade() -> None:
     op.drop_index("ix_tracked_links_campaign", table_name="tracked_links")
     op.drop_index("ix_tracked_links_customer", table_name="tracked_links")
     op.drop_table("tracked_links")
-    op.drop_index("ix_customer_activity_tenant_parcel", table_name="customer_activity")
+    op.drop_index("ix_customer_activity_last_parcel", table_name="customer_activity")
     op.drop_table("customer_activity")
     op.drop_index("ix_customer_parcels_seen", table_name="customer_parcels")
     op.drop_table("customer_parcels")
