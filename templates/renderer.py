@@ -194,22 +194,19 @@ class Renderer:
     def resolve(self, event_type: str, channel: str, locales: tuple[str, ...],
                 tone: str, template_set: str | None = None) -> Resolved | None:
         """The file serving a request, walking the locale chain and tones; None if none does.
-        With `template_set`, the inline set of that name serves it instead of the catalog."""
+        With `template_set`, that inline set serves it; a set the source does not know
+        leaves the request to the event type's catalog files."""
+        stems = self.inline.stems(template_set) if self.inline and template_set else None
+        if stems is None:
+            template_set = None
         key = (event_type, template_set, channel, locales, tone)
         if key not in self._resolved:
-            found = self._find(self._files(event_type, template_set), channel, locales, tone)
-            if found is None and template_set is not None:
-                return None  # not memoised: the set may be stored after this miss
-            self._resolved[key] = found
+            files = ({stem: f"inline/{template_set}/{stem}.j2" for stem in stems}
+                     if stems is not None else
+                     {stem: f"catalog/{name}"
+                      for stem, name in self.files.get(event_type, {}).items()})
+            self._resolved[key] = self._find(files, channel, locales, tone)
         return self._resolved[key]
-
-    def _files(self, event_type: str, template_set: str | None) -> dict[str, str]:
-        """File stem → loader name of the templates that may serve a request."""
-        if template_set is None:
-            return {stem: f"catalog/{name}"
-                    for stem, name in self.files.get(event_type, {}).items()}
-        stems = self.inline.stems(template_set) if self.inline is not None else None
-        return {stem: f"inline/{template_set}/{stem}.j2" for stem in stems or {}}
 
     def _find(self, files: dict[str, str], channel: str, locales: tuple[str, ...],
               tone: str) -> Resolved | None:
