@@ -57,9 +57,11 @@ def delivery_method(payload: dict[str, Any]) -> str | None:
 
 
 def _ensure(session: Session, rows: Iterable[tuple[str, int]]) -> None:
+    """Creates missing activity rows, in key order (two workers inserting the same new keys
+    in different orders could deadlock on the unique index)."""
     insert_ignoring(session, CustomerActivity,
                     [{"customer_pk": pk, "tenant": t, "updated_at": utcnow()}
-                     for t, pk in dict.fromkeys(rows)], ["customer_pk"])
+                     for t, pk in sorted(set(rows), key=lambda r: r[1])], ["customer_pk"])
 
 
 def note_parcels(session: Session, seen: list[ParcelSeen], now: datetime | None = None) -> None:
@@ -74,7 +76,7 @@ def note_parcels(session: Session, seen: list[ParcelSeen], now: datetime | None 
     insert_ignoring(session, CustomerParcel, [
         {"customer_pk": s.customer_pk, "tenant": s.tenant, "tracking_number": s.tracking_number,
          "first_seen_at": min(s.seen_at, now), "delivery_method": s.delivery_method}
-        for s in first.values()], ["customer_pk", "tracking_number"])
+        for _, s in sorted(first.items())], ["customer_pk", "tracking_number"])
     # a later event's method wins (a redirect to a pickup point); one statement for the batch,
     # rows in key order so that two workers lock them in the same order
     methods = {(s.customer_pk, s.tracking_number): s.delivery_method

@@ -285,9 +285,9 @@ class Engine:
         metadata = message_metadata(etype, parcel, channel, rendered, context.links.unsubscribe)
         links = None
         if etype.category in TRACKED_CATEGORIES:  # campaign and loyalty links: /c/<token>
-            rendered, metadata, links = track_links(
-                self.pipeline.record_secret, self.settings.public_base_url, key, payload,
-                rendered, metadata, pixel=self.settings.email_open_pixel)
+            rendered, metadata, links = track_links(  # signed like the /c/ route checks
+                self.settings.secret_key.get_secret_value(), self.settings.public_base_url,
+                key, payload, rendered, metadata, pixel=self.settings.email_open_pixel)
         env = self.pipeline.envelope(loaded, channel, address, rendered, metadata)
         return Send(key, env, adapter, context=(job, request, rendered),
                     event_id=payload.get("event_id"), job_id=job.id, links=links)
