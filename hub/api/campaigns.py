@@ -56,7 +56,8 @@ def check_copy(renderer: Renderer, body: CampaignIn) -> list[dict[str, Any]]:
     variants = [v.model_dump(mode="json", exclude_none=True) for v in body.variants]
     sets = {set_key("preview", 0, v["name"]): sources(v) for v in variants}
     checker = renderer.with_inline(FixedSource(sets))
-    found, blocking = [], []
+    found: list[dict[str, Any]] = []
+    blocking: list[dict[str, Any]] = []
     for variant in variants:
         for locale in variant["templates"]:
             payload = sample_payload(event_type, locale, data={
