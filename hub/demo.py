@@ -16,6 +16,7 @@ import httpx
 
 from hub.demo_app import CUSTOMER as APP_CUSTOMER
 from hub.demo_app import run_app_demo
+from hub.demo_campaign import show_campaign
 from hub.demo_feedback import show_feedback
 
 JOURNEY = (
@@ -103,7 +104,8 @@ def _run(tmp: Path) -> int:
     runtime = HubRuntime.build(settings)
     token = create_key(runtime.db, "demo-carrier",
                        [Scope.EVENTS_WRITE, Scope.EVENTS_READ, Scope.CUSTOMERS_WRITE,
-                        Scope.FEEDBACK_READ])
+                        Scope.FEEDBACK_READ, Scope.AUDIENCES_WRITE, Scope.AUDIENCES_READ,
+                        Scope.CAMPAIGNS_WRITE, Scope.CAMPAIGNS_READ, Scope.CONVERSIONS_WRITE])
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(runtime, embedded_worker=True),
                                            host="127.0.0.1", port=port, log_level="warning"))
@@ -122,6 +124,7 @@ def _run(tmp: Path) -> int:
             show_feedback(http, tmp / "outbox.jsonl", CUSTOMERS[0])  # issue 15: feedback
             run_app_demo(http, tmp / "outbox.jsonl", journey_events(  # issue 14
                 APP_CUSTOMER, 3, datetime.now(UTC) - timedelta(hours=26)))  # ETA: the next 2 h
+            show_campaign(http, tmp / "outbox.jsonl")  # issue 13: a campaign and its report
     finally:
         server.should_exit = True
         thread.join(timeout=15)

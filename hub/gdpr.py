@@ -27,6 +27,8 @@ from hub.feedback import export_feedback, forget_feedback
 from hub.inbox import export_inbox, forget_app, purge_inbox
 from hub.logs import get_logger
 from hub.models import (
+    Campaign,
+    CampaignRecipient,
     ConsentRecord,
     Customer,
     CustomerTombstone,
@@ -126,6 +128,15 @@ def export_customer(session: Session, tenant: str, key: str, external_id: str
         "feedback": export_feedback(session, customer_key(key, tenant, external_id)),
         **export_inbox(session, customer.id),  # the carrier's app: its inbox items
         "marketing": activity.export_json(session, customer.id),  # issue 13
+        "campaigns": [  # issue 13: the campaigns that picked the customer, and the group
+            {"campaign_id": r.campaign_id, "name": name, "variant": r.variant,
+             "state": r.state, "send_at": r.send_at.isoformat()}
+            for r, name in session.execute(
+                select(CampaignRecipient, Campaign.name)
+                .join(Campaign, Campaign.id == CampaignRecipient.campaign_id)
+                .where(CampaignRecipient.customer_pk == customer.id)
+                .order_by(CampaignRecipient.id)).tuples()
+        ],
     }
 
 

@@ -13,7 +13,8 @@ from typing import Protocol
 
 # Plain part names per channel → the catalog block each one fills.
 PARTS: dict[str, dict[str, str]] = {
-    "email": {"subject": "subject", "heading": "heading", "body": "body"},
+    "email": {"subject": "subject", "heading": "heading", "body": "body",
+              "button": "cta_label"},
     "sms": {"text": "sms"},
     "push": {"title": "push_title", "body": "push_body"},
 }

@@ -8,7 +8,7 @@ None values are errors, so a gap shows up at preview time, not as a blank in an 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -245,7 +245,11 @@ class Renderer:
                 tenant: str | None = None) -> Resolved | None:
         """The template serving a request, walking the locale chain and tones (the tenant's
         published draft of a locale before its files); None if none does. With
-        `template_set`, the inline set of that name serves it instead of the catalog."""
+        `template_set`, that inline set serves it; a set the source does not know leaves the
+        request to the event type's catalog files (and the tenant's drafts)."""
+        stems = self.inline.stems(template_set) if self.inline and template_set else None
+        if stems is None:
+            template_set = None
         key = (event_type, template_set, channel, locales, tone)
         published = (self._published.get(tenant)
                      if tenant is not None and template_set is None else None)
@@ -256,19 +260,17 @@ class Renderer:
                     published.drafts, event_type)
             return published.resolved[key]
         if key not in self._resolved:
-            found = self._find(self._files(event_type, template_set), channel, locales, tone)
-            if found is None and template_set is not None:
-                return None  # not memoised: the set may be stored after this miss
-            self._resolved[key] = found
+            self._resolved[key] = self._find(self._files(event_type, template_set, stems),
+                                             channel, locales, tone)
         return self._resolved[key]
 
-    def _files(self, event_type: str, template_set: str | None) -> dict[str, str]:
+    def _files(self, event_type: str, template_set: str | None,
+               stems: Iterable[str] | None = None) -> dict[str, str]:
         """File stem → loader name of the templates that may serve a request."""
         if template_set is None:
             return {stem: f"catalog/{name}"
                     for stem, name in self.files.get(event_type, {}).items()}
-        stems = self.inline.stems(template_set) if self.inline is not None else None
-        return {stem: f"inline/{template_set}/{stem}.j2" for stem in stems or {}}
+        return {stem: f"inline/{template_set}/{stem}.j2" for stem in stems or ()}
 
     def _find(self, files: dict[str, str], channel: str, locales: tuple[str, ...], tone: str,
               drafts: Mapping[tuple[str, str], DraftTemplate] | None = None,

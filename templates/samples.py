@@ -56,7 +56,7 @@ _EXTRA: dict[str, dict[str, Any]] = {
                                     "body": "Nadaj paczkę do niedzieli taniej o 20%.",
                                     "url": "https://parcelhub.example/black-week"}},
     "loyalty.campaign": {"data": {"title": "Podwójne punkty w grudniu",
-                                  "body": "Za każdą paczkę do końca miesiąca 2× punkty.",
+                                  "body": "Do końca miesiąca punkty za paczki liczymy podwójnie.",
                                   "url": "https://parcelhub.example/punkty"}},
 }
 NON_PARCEL = ("loyalty.", "marketing.", "digest")
@@ -76,11 +76,11 @@ _LOCAL_DATA: dict[str, dict[str, dict[str, Any]]] = {
                "body": "Bis Sonntag Pakete 20 % günstiger verschicken."}},
     "loyalty.campaign": {
         "en": {"title": "Double points in December",
-               "body": "Every parcel until the end of the month earns 2× points."},
+               "body": "Every parcel earns double points this month."},
         "uk": {"title": "Подвійні бали в грудні",
-               "body": "За кожну посилку до кінця місяця — 2× бали."},
+               "body": "До кінця місяця бали за посилки подвійні."},
         "de": {"title": "Doppelte Punkte im Dezember",
-               "body": "Für jedes Paket bis Monatsende gibt es 2× Punkte."}},
+               "body": "Bis Monatsende zählt jedes Paket doppelt."}},
 }
 
 

@@ -22,6 +22,7 @@ from hub.api import (
     ops,
     preferences,
     problems,
+    template_stats,
     template_versions,
     templates,
     webhook_endpoints,
@@ -78,6 +79,7 @@ def create_app(runtime: HubRuntime, embedded_worker: bool = False) -> FastAPI:
     app.include_router(clicks.router)  # issue 13: /c/<token>, POST /v1/conversions
     app.include_router(campaigns.router)  # issue 13: campaigns, their progress and reports
     app.include_router(campaign_pages.router)  # issue 13: /ui/campaigns
+    app.include_router(template_stats.router)  # issue 13: per template totals
     problems.declare_problems(app)
     app.add_middleware(InputGuard)  # inside the size limit, which bounds what it buffers
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)

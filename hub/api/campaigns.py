@@ -46,8 +46,7 @@ def _renderer(request: Request) -> Renderer:
 
 def _window(request: Request) -> timedelta:
     """The attribution window of conversions (HUB_CONVERSION_WINDOW_DAYS)."""
-    settings = request.app.state.runtime.settings
-    return timedelta(days=getattr(settings, "conversion_window_days", 7))
+    return timedelta(days=request.app.state.runtime.settings.conversion_window_days)
 
 
 def check_copy(renderer: Renderer, body: CampaignIn) -> list[dict[str, Any]]:
@@ -57,7 +56,8 @@ def check_copy(renderer: Renderer, body: CampaignIn) -> list[dict[str, Any]]:
     variants = [v.model_dump(mode="json", exclude_none=True) for v in body.variants]
     sets = {set_key("preview", 0, v["name"]): sources(v) for v in variants}
     checker = renderer.with_inline(FixedSource(sets))
-    found, blocking = [], []
+    found: list[dict[str, Any]] = []
+    blocking: list[dict[str, Any]] = []
     for variant in variants:
         for locale in variant["templates"]:
             payload = sample_payload(event_type, locale, data={

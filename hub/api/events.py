@@ -53,11 +53,6 @@ def _accept(request: Request, who: Principal, events: list[EventIn]) -> list[Int
                       f"tenant: {', '.join(reserved)}",
                       errors=[{"path": "type", "message": f"unknown event type {t!r}"}
                               for t in reserved])
-    forged = [e.event_id for e in events if "campaign" in e.data]
-    if forged:  # the attribution of campaign messages is the hub's own (issue 13)
-        raise Problem(422, "validation", "data.campaign is set by the hub's campaigns only",
-                      errors=[{"path": "data.campaign", "message": "reserved",
-                               "event_id": e} for e in forged])
     try:
         results = runtime.intake.accept(who.producer, events, tenant=who.tenant)
     except IdempotencyConflict as exc:

@@ -12,8 +12,10 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from hub.clicks import campaign_of
 from hub.db import Database
 from hub.models import Campaign
+from templates.catalog import CHANNELS
 from templates.inline import compose
 
 # The event type of a campaign's messages per category (it decides the consent purpose).
@@ -35,20 +37,29 @@ def sources(variant: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-def template_set_of(payload: Mapping[str, Any], tenant: str) -> str | None:
-    """The template set of a campaign event; None for any other event."""
+def _reference(payload: Mapping[str, Any]) -> dict[str, Any] | None:
     ref = (payload.get("data") or {}).get("campaign")
     if payload.get("type") not in EVENT_TYPES.values() or not isinstance(ref, dict):
         return None
-    return set_key(tenant, int(ref["id"]), str(ref["variant"]))
+    return ref
+
+
+def template_set_of(payload: Mapping[str, Any], tenant: str) -> str | None:
+    """The template set a campaign event names; None for any other event (or a reference
+    that names no campaign id and variant)."""
+    campaign_id, variant = campaign_of(dict(payload))
+    if _reference(payload) is None or campaign_id is None or variant is None:
+        return None
+    return set_key(tenant, campaign_id, variant)
 
 
 def campaign_channels(payload: Mapping[str, Any]) -> tuple[str, ...] | None:
-    """A campaign event's channel order; None for any other event."""
-    ref = (payload.get("data") or {}).get("campaign")
-    if payload.get("type") not in EVENT_TYPES.values() or not isinstance(ref, dict):
+    """A campaign event's channel order; None for any other event or without a list."""
+    ref = _reference(payload)
+    channels = ref.get("channels") if ref is not None else None
+    if not isinstance(channels, list) or not all(c in CHANNELS for c in channels):
         return None
-    return tuple(str(c) for c in ref.get("channels") or ())
+    return tuple(channels)
 
 
 class CampaignTemplates:

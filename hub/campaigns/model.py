@@ -64,6 +64,7 @@ class EmailParts(_Strict):
     subject: Annotated[Part, Field(max_length=200)]
     heading: Annotated[Part, Field(max_length=200)]
     body: Annotated[Part, Field(max_length=5000)]
+    button: Annotated[Part, Field(max_length=60)] | None = None  # the label of `url`
 
 
 class SmsParts(_Strict):
@@ -82,6 +83,12 @@ class LocaleTemplate(_Strict):
     sms: SmsParts | None = None
     push: PushParts | None = None
     url: Annotated[HttpUrl, Field(max_length=2048)] | None = None
+
+    @model_validator(mode="after")
+    def _button_for_url(self) -> LocaleTemplate:
+        if self.url is not None and self.email is not None and self.email.button is None:
+            raise ValueError("email.button (the link's label) is required with a url")
+        return self
 
 
 Locale = Literal["pl", "en", "uk", "de"]

@@ -25,6 +25,7 @@ from hub.models import (
     Event,
     Notification,
 )
+from preferences.model import SkipReason
 
 R = CampaignRecipient
 FINISHED = ("processed", "dead")  # event states after which nothing more is sent
@@ -71,9 +72,12 @@ def progress(session: Session, campaign_id: int) -> dict[str, Any]:
 
 def _skipped(session: Session, campaign_id: int) -> dict[str, dict[str, int]]:
     """Per variant, finished events without a sent channel by the reason of their first
-    channel's decision (the customer's preferred route, which decides the outcome)."""
+    decision on one of the campaign's channels (the preferred route, which decides the
+    outcome; the inbox copy and the channels outside the campaign are `not_in_campaign`)."""
     first = aliased(Decision)
-    first_id = (select(func.min(Decision.id)).where(Decision.event_pk == R.event_pk)
+    first_id = (select(func.min(Decision.id))
+                .where(Decision.event_pk == R.event_pk,
+                       Decision.reason != str(SkipReason.NOT_IN_CAMPAIGN))
                 .scalar_subquery())
     rows = session.execute(
         select(R.variant, first.reason, func.count())

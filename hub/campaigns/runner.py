@@ -25,7 +25,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -93,13 +93,13 @@ class Pass:
     def run(self, slice_seconds: float = SLICE_SECONDS) -> int:
         """Works until there is nothing to do or the slice is over; returns events queued."""
         ends = time.monotonic() + slice_seconds
-        campaign = self._start()
-        if campaign is None:
+        started = self._start()
+        if started is None:
             return 0
         with self.db.sessions() as reader:
             members = itertools.dropwhile(
-                lambda pk: pk <= campaign.cursor,
-                audience.members(reader, campaign.tenant, campaign.audience_id))
+                lambda pk: pk <= started.cursor,
+                audience.members(reader, started.tenant, started.audience_id))
             while time.monotonic() < ends:
                 campaign = self._still_ours()
                 if campaign is None:
@@ -244,7 +244,7 @@ class Pass:
             "occurred_at": recipient.send_at.isoformat(),
             "customer": {"id": recipient.external_id}, "data": {"campaign": ref}})
 
-    def _mark_queued(self, campaign: Campaign, due: list[Any], now: datetime) -> None:
+    def _mark_queued(self, campaign: Campaign, due: Sequence[Any], now: datetime) -> None:
         ids = {event_id(campaign.id, r.customer_pk): r.id for r in due}
         with self.db.transaction() as session:
             events = session.execute(select(Event.event_id, Event.id).where(

@@ -18,13 +18,10 @@ def zone(name: str | None) -> ZoneInfo:
 
 
 def local_instant(day: date, at: time, tz: ZoneInfo) -> datetime:
-    """`at` on `day` in `tz` as a UTC instant. A time skipped by a spring-forward change is
-    moved past the gap (02:30 → 03:30); a repeated autumn time takes its first occurrence."""
-    wall = datetime.combine(day, at, tzinfo=tz).replace(fold=0)
-    instant = wall.astimezone(UTC)
-    if instant.astimezone(tz).replace(tzinfo=None) != wall.replace(tzinfo=None):  # in a gap
-        instant = wall.replace(fold=1).astimezone(UTC)
-    return instant
+    """`at` on `day` in `tz` as a UTC instant. With fold=0 a time skipped by a spring-forward
+    change lands past the gap (02:30 → 03:30) and a repeated autumn time takes its first
+    occurrence (PEP 495)."""
+    return datetime.combine(day, at, tzinfo=tz).replace(fold=0).astimezone(UTC)
 
 
 def next_local(at: time, tz_name: str | None, after: datetime) -> datetime:

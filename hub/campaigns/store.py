@@ -5,14 +5,13 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from hub.campaigns.model import ALLOWED, Action, CampaignIn, CampaignState, actions_from
 from hub.db import Database
 from hub.models import Campaign, CampaignRecipient, Decision, Event, OutboxJob
-
-CANCELLED_REASON = "campaign_cancelled"  # decision reason of jobs a cancel stopped
+from hub.outcomes import ChannelDecision, Outcome
 
 
 class IllegalTransition(Exception):
@@ -98,13 +97,17 @@ def cancel_pending(session: Session, campaign_id: int, now: datetime) -> int:
                                 free)
         .values(state="done", lease_owner=None, lease_until=None, updated_at=now)
         .returning(OutboxJob.event_pk)))
-    if stopped:
-        session.execute(update(Event).where(Event.id.in_(stopped))
-                        .values(state="processed"))
+    cancelled = ChannelDecision("*", Outcome.SKIPPED, "campaign_cancelled",
+                                f"campaign {campaign_id} was cancelled before this message "
+                                "was sent")
+    for start in range(0, len(stopped), 5000):  # bounded parameter lists
+        chunk = stopped[start:start + 5000]
+        session.execute(update(Event).where(Event.id.in_(chunk)).values(state="processed"))
+        session.execute(delete(Decision).where(Decision.event_pk.in_(chunk)))
         session.execute(insert(Decision), [
-            {"event_pk": pk, "channel": "*", "outcome": "skipped", "reason": CANCELLED_REASON,
-             "detail": f"campaign {campaign_id} was cancelled before this message was sent",
-             "created_at": now} for pk in stopped])
+            {"event_pk": pk, "channel": cancelled.channel, "outcome": str(cancelled.outcome),
+             "reason": cancelled.reason, "detail": cancelled.detail, "created_at": now}
+            for pk in chunk])
     return len(stopped)
 
 

@@ -16,7 +16,8 @@ from throttling.decision import Reason
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "architecture.md"
 # Modules that write decision reasons as literals (the enums cover preferences and throttling).
-WRITERS = ("hub/engine.py", "hub/outcomes.py", "hub/pipeline.py", "hub/gdpr.py")
+WRITERS = ("hub/engine.py", "hub/outcomes.py", "hub/pipeline.py", "hub/gdpr.py",
+           "hub/campaigns/store.py")
 # ChannelDecision(channel, Outcome.X, "reason", ...), _dead(error, "reason", ...) and the
 # render step's `reason = "a" if ... else "b"`.
 LITERAL = re.compile(r'Outcome\.[A-Z]+,\s*"([a-z_]+)"|_dead\([^,]+,\s*"([a-z_]+)"'

@@ -80,6 +80,9 @@ def route(resolution: object, channel: str) -> object:
          GRANTED_ALL, ("sms", "email", "push"), "sms", SkipReason.ADDRESS_UNVERIFIED),
         (FEEDBACK, FULL, Preferences(channels={"feedback": ()}), NO_CONSENTS,
          ("sms", "email", "push"), "email", SkipReason.OPTED_OUT_CATEGORY),
+        (EventFacts("marketing.campaign", "marketing", channels=("email",)), FULL,
+         Preferences(), GRANTED_ALL, ("sms", "email", "push"), "sms",
+         SkipReason.NOT_IN_CAMPAIGN),
     ],
     ids=lambda v: v if isinstance(v, str) else None,
 )
@@ -94,9 +97,19 @@ def test_all_skip_reasons_are_covered_above() -> None:
     covered = {
         "erased", "channel_disabled", "opted_out_event", "not_in_frequency_choice",
         "opted_out_channel", "no_consent", "consent_withdrawn", "no_address",
-        "address_unverified", "opted_out_category",
+        "address_unverified", "opted_out_category", "not_in_campaign",
     }
     assert covered == {str(r) for r in SkipReason}
+
+
+def test_a_campaign_orders_the_channels_and_consent_still_decides() -> None:
+    event = EventFacts("marketing.campaign", "marketing", channels=("push", "sms"))
+    state = consents(("marketing", "sms", ConsentAction.GRANTED))
+    routes = resolve(event, FULL, Preferences(), state).routes
+    assert [(r.channel, r.action, r.reason) for r in routes] == [
+        ("push", RouteAction.SKIP, SkipReason.NO_CONSENT),
+        ("sms", RouteAction.SEND, "eligible"),
+        ("email", RouteAction.SKIP, SkipReason.NOT_IN_CAMPAIGN)]
 
 
 def test_feedback_is_sent_without_consent_unless_the_customer_opted_out() -> None:

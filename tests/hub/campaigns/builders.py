@@ -49,7 +49,8 @@ def campaign_body(audience_id: str, **over: Any) -> dict[str, Any]:
     """Two variants 50/50 by e-mail, 10 % holdout, sent now."""
     def copy(subject: str) -> dict[str, Any]:
         return {"pl": {"email": {"subject": subject, "heading": "Dzień dobry, {{ customer.name }}",
-                                 "body": "Nadaj paczkę taniej do niedzieli."},
+                                 "body": "Nadaj paczkę taniej do niedzieli.",
+                                 "button": "Sprawdź ofertę"},
                        "url": "https://parcelhub.example/oferta"}}
 
     body: dict[str, Any] = {

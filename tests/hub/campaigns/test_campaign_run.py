@@ -21,7 +21,6 @@ from hub.models import (
     CampaignRecipient,
     Customer,
     Decision,
-    Event,
     Notification,
     OutboxJob,
 )
@@ -50,7 +49,7 @@ def runtime(database_url: str, tmp_path: Path) -> HubRuntime:
     return rt
 
 
-def _run_campaign(client: TestClient, runtime: HubRuntime, body: dict[str, Any]) -> int:
+def run_campaign(client: TestClient, runtime: HubRuntime, body: dict[str, Any]) -> int:
     created = client.post("/v1/campaigns", json=body).json()
     assert client.post(f"/v1/campaigns/{created['id']}/start").status_code == 200
     loop = CampaignLoop(runtime.db)
@@ -84,7 +83,7 @@ def test_ten_thousand_split_consent_quiet_hours_and_caps(
         runtime: HubRuntime, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     add_customers(runtime.db, N, consent=lambda i: i % 2 == 0)
     audience = add_audience(runtime.db)
-    first = _run_campaign(client, runtime, campaign_body(audience))
+    first = run_campaign(client, runtime, campaign_body(audience))
     with runtime.db.sessions() as s:
         campaign = s.get(Campaign, first)
         assert campaign is not None
@@ -116,7 +115,7 @@ def test_ten_thousand_split_consent_quiet_hours_and_caps(
     assert len(sent_to) == len(set(sent_to)) == morning[("sent", "sent")]
     assert all(int(c.removeprefix("c")) % 2 == 0 for c in sent_to)
 
-    second = _run_campaign(client, runtime, campaign_body(audience, name="Again"))
+    second = run_campaign(client, runtime, campaign_body(audience, name="Again"))
     _drain_at(runtime, monkeypatch, morning_at + timedelta(hours=1))  # within marketing_4h
     again = _outcomes(runtime, second)
     assert again[("dropped", "cap_exceeded:marketing_4h")] > 0
@@ -131,3 +130,4 @@ def test_ten_thousand_split_consent_quiet_hours_and_caps(
     assert all(n == 1 for _, n in customers)
     assert {c for c, _ in customers} - set(sent_to) <= held_out
     assert len(customers) == len(sent_to) + again.get(("sent", "sent"), 0)
+
