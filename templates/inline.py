@@ -18,6 +18,9 @@ PARTS: dict[str, dict[str, str]] = {
     "sms": {"text": "sms"},
     "push": {"title": "push_title", "body": "push_body"},
 }
+# The push copy is also the app's: its notification reuses the push blocks, its inbox
+# entry gets the same title and text.
+ALSO_FILLS = {"push_title": "inbox_title", "push_body": "inbox_body"}
 # The optional link lands in the push URL and the e-mail button.
 URL_BLOCKS = ("push_url", "cta_url")
 # Block structure is ours: a part that opened or closed blocks, or extended another
@@ -46,7 +49,9 @@ def compose(parts: Mapping[str, Mapping[str, str]], url: str | None = None) -> s
             text = (parts.get(channel) or {}).get(name)
             if text is not None:
                 check_part(text)
-                out.append(f"{{% block {block} %}}{text}{{% endblock %}}")
+                for filled in (block, ALSO_FILLS.get(block)):
+                    if filled:
+                        out.append(f"{{% block {filled} %}}{text}{{% endblock %}}")
     if url:
         check_part(url)
         out += [f"{{% block {block} %}}{url}{{% endblock %}}" for block in URL_BLOCKS]

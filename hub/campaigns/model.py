@@ -92,7 +92,9 @@ class LocaleTemplate(_Strict):
 
 
 Locale = Literal["pl", "en", "uk", "de"]
-Channel = Literal["email", "sms", "push"]
+Channel = Literal["email", "sms", "push", "app_push", "inbox"]
+# The carrier's app shows the push copy: as its notification and in its inbox.
+COPY_OF: dict[str, str] = {"app_push": "push", "inbox": "push"}
 VariantName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
 
 
@@ -135,7 +137,7 @@ class CampaignIn(_Strict):
     audience_id: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^aud_[\w-]+$",
                                       description="the audience's public id (aud_...)")]
     category: Literal["marketing", "loyalty"]
-    channels: Annotated[list[Channel], Field(min_length=1, max_length=3)]
+    channels: Annotated[list[Channel], Field(min_length=1, max_length=5)]
     variants: Annotated[list[VariantIn], Field(min_length=1, max_length=5)]
     holdout_percent: Annotated[int, Field(ge=0, le=50)] = 0
     schedule: ScheduleIn = Field(default_factory=ScheduleIn)
@@ -155,7 +157,9 @@ class CampaignIn(_Strict):
                                  "(the fallback of other locales)")
             for locale, template in variant.templates.items():
                 for channel in self.channels:
-                    if getattr(template, channel) is None:
-                        raise ValueError(f"variant {variant.name!r}, {locale}: no {channel} "
-                                         "copy, but the campaign sends on it")
+                    copy = COPY_OF.get(channel, channel)
+                    if getattr(template, copy) is None:
+                        via = f" ({channel} shows it)" if copy != channel else ""
+                        raise ValueError(f"variant {variant.name!r}, {locale}: no {copy} "
+                                         f"copy{via}, but the campaign sends on {channel}")
         return self

@@ -61,10 +61,11 @@ def test_traits_are_set_by_the_api_and_merged_from_newer_events(client: TestClie
                                                                 runtime: HubRuntime) -> None:
     put = client.put("/v1/customers/c-1", json={"traits": {"tier": "gold", "points": 10}})
     assert put.json()["traits"] == {"tier": "gold", "points": 10}
+    now = datetime.now(UTC)  # after the PUT: the module's NOW may be minutes old by now
     later = event("e-1", customer={"id": "c-1", "traits": {"points": 25.5, "vip": True}},
-                  occurred_at=(NOW + timedelta(minutes=1)).isoformat())
+                  occurred_at=(now + timedelta(minutes=1)).isoformat())
     older = event("e-0", customer={"id": "c-1", "traits": {"tier": "bronze"}},
-                  occurred_at=(NOW - timedelta(days=1)).isoformat())
+                  occurred_at=(now - timedelta(days=1)).isoformat())
     for body in (later, older):
         assert client.post("/v1/events", json=body).status_code == 202
     Worker(runtime.db, runtime.pipeline, runtime.settings).drain()

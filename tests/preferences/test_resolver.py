@@ -107,9 +107,11 @@ def test_a_campaign_orders_the_channels_and_consent_still_decides() -> None:
     state = consents(("marketing", "sms", ConsentAction.GRANTED))
     routes = resolve(event, FULL, Preferences(), state).routes
     assert [(r.channel, r.action, r.reason) for r in routes] == [
+        ("inbox", RouteAction.SKIP, SkipReason.NOT_IN_CAMPAIGN),  # the copy: not asked for
         ("push", RouteAction.SKIP, SkipReason.NO_CONSENT),
         ("sms", RouteAction.SEND, "eligible"),
-        ("email", RouteAction.SKIP, SkipReason.NOT_IN_CAMPAIGN)]
+        ("email", RouteAction.SKIP, SkipReason.NOT_IN_CAMPAIGN),
+        ("app_push", RouteAction.SKIP, SkipReason.NOT_IN_CAMPAIGN)]
 
 
 def test_feedback_is_sent_without_consent_unless_the_customer_opted_out() -> None:

@@ -54,3 +54,25 @@ def test_the_sandbox_holds_and_unknown_sets_use_the_catalog() -> None:
 def test_parts_cannot_reshape_the_set(text: str) -> None:
     with pytest.raises(ValueError):
         check_part(text)
+
+
+def test_the_push_copy_is_the_apps_too() -> None:
+    """A campaign on app_push and inbox sends the push copy: the app notification reuses the
+    push blocks, the inbox entry gets the same title and text; without push copy the
+    campaign is refused, naming the channel."""
+    import pytest
+    from pydantic import ValidationError
+
+    from hub.campaigns.model import CampaignIn
+    from templates.inline import compose
+
+    source = compose({"push": {"title": "Paczka taniej", "body": "Do niedzieli -20%"}})
+    for block in ("push_title", "push_body", "inbox_title", "inbox_body"):
+        assert f"{{% block {block} %}}" in source
+    base = {"name": "app", "audience_id": "aud_x", "category": "marketing",
+            "channels": ["app_push", "inbox"]}
+    CampaignIn.model_validate({**base, "variants": [{"name": "a", "templates": {
+        "pl": {"push": {"title": "Paczka taniej", "body": "Do niedzieli -20%"}}}}]})
+    with pytest.raises(ValidationError, match="no push copy \\(app_push shows it\\)"):
+        CampaignIn.model_validate({**base, "variants": [{"name": "a", "templates": {
+            "pl": {"sms": {"text": "Paczka taniej"}}}}]})

@@ -180,9 +180,9 @@ def test_draft_preview_covers_every_channel_and_tone(client):
     reply = client.post(f"{URL}/drafts/preview", json={"source": source})
     assert reply.status_code == 200, reply.text
     body = reply.json()
-    assert body["channels"] == ["sms", "email", "push"]
+    assert body["channels"] == ["sms", "email", "push", "app_push", "inbox"]
     cells = {(c["channel"], c["tone"]): c["preview"] for c in body["previews"]}
-    assert len(cells) == 6
+    assert len(cells) == 10
     assert cells[("sms", "informal")]["parts"]["body"].startswith("Twoja paczka PL0001234567")
     assert cells[("sms", "formal")]["template"] == "draft"
     assert "sms_ucs2" in {w["code"] for w in cells[("sms", "formal")]["warnings"]}

@@ -83,7 +83,8 @@
     if (p.ok) {
       var parts = p.parts;
       pre.textContent = p.channel === "sms" ? parts.body :
-        p.channel === "push" ? parts.title + "\n" + parts.body : parts.subject + "\n\n" + parts.text;
+        (p.channel === "push" || p.channel === "app_push" || p.channel === "inbox") ?
+        parts.title + "\n" + parts.body : parts.subject + "\n\n" + parts.text;
     }
     div.appendChild(pre);
     if (p.sms) {

@@ -12,11 +12,13 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from hub.campaigns.model import COPY_OF
 from templates.inline import PARTS
 
 FORM_LOCALES = ("pl", "en")
 VARIANTS = 2
-CHANNELS = ("email", "sms", "push")
+CHANNELS = ("email", "sms", "push", "app_push", "inbox")  # what a campaign may send on
+COPY_CHANNELS = ("email", "sms", "push")  # the copy typed per variant (the app shows push's)
 
 
 def _int(value: str | None, default: int | None) -> int | None:
@@ -34,7 +36,7 @@ def variant_of(fields: dict[str, str], i: int, channels: list[str]) -> dict[str,
     templates: dict[str, Any] = {}
     for locale in FORM_LOCALES:
         copy: dict[str, Any] = {}
-        for channel in channels:
+        for channel in dict.fromkeys(COPY_OF.get(c, c) for c in channels):
             parts = {part: text for part in PARTS.get(channel, {})
                      if (text := fields.get(f"v{i}.{locale}.{channel}.{part}", "").strip())}
             if parts:

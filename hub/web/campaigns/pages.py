@@ -36,7 +36,13 @@ from hub.campaigns.model import Action, CampaignIn
 from hub.db import utcnow
 from hub.keys import Scope
 from hub.web.campaigns.chart import Estimate, chart, percent, points
-from hub.web.campaigns.form import CHANNELS, FORM_LOCALES, VARIANTS, campaign_body
+from hub.web.campaigns.form import (
+    CHANNELS,
+    COPY_CHANNELS,
+    FORM_LOCALES,
+    VARIANTS,
+    campaign_body,
+)
 from hub.web.templates import sessions
 from hub.web.templates.pages import _same_origin, _user, html_with_fetch
 from hub.web.templates.sessions import COOKIE, PageUser
@@ -111,7 +117,8 @@ def _new_page(request: Request, who: PageUser, lang: str, fields: dict[str, str]
     return _render("new.html", request, who, lang, status, fields=fields, channels=channels,
                    errors=errors or [], audience_list=_audiences(request, who),
                    example_filter=json.dumps(EXAMPLE_FILTER, indent=2), variants=VARIANTS,
-                   locales=FORM_LOCALES, all_channels=CHANNELS, parts=PARTS)
+                   locales=FORM_LOCALES, all_channels=CHANNELS,
+                   copy_channels=COPY_CHANNELS, parts=PARTS)
 
 
 @router.get("/new", response_class=HTMLResponse)

@@ -9,7 +9,9 @@ from typing import Any
 from sqlalchemy import insert, select
 
 from hub import audiences
+from hub.activity import consent_bit
 from hub.audience_filter import parse_filter
+from hub.audience_models import CustomerActivity
 from hub.db import Database, utcnow
 from hub.models import ConsentRecord, Customer
 
@@ -34,6 +36,15 @@ def add_customers(db: Database, count: int, *, tenant: str = "default",
             session.execute(insert(Customer), rows[start:start + 5000])
         for start in range(0, len(consents), 5000):
             session.execute(insert(ConsentRecord), consents[start:start + 5000])
+        # what hub.consents.record_consent keeps beside the ledger: the consent bits that
+        # audiences filter on (the ledger rows above were inserted in bulk)
+        index = {f"{prefix}{i}": i for i in range(count)}
+        mine = session.execute(select(Customer.id, Customer.external_id).where(
+            Customer.tenant == tenant, Customer.external_id.in_(index))).all()
+        granted = consent_bit("marketing", "email")
+        session.execute(insert(CustomerActivity), [
+            {"customer_pk": pk, "tenant": tenant, "updated_at": now,
+             "consent_mask": granted if consent(index[ext]) else 0} for pk, ext in mine])
         return list(session.scalars(select(Customer.id).where(Customer.tenant == tenant)
                                     .order_by(Customer.id)))
 

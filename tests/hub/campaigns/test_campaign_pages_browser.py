@@ -1,22 +1,23 @@
 """The campaign pages in headless Chromium: create an audience (live count) and a campaign
 with two variants (live preview) and a holdout, send it through the real pipeline (console
-channel), record conversions, and open the results with a chart per variant; screenshots."""
+channel), follow tracked links and post conversions over HTTP, and open the results with a
+chart per variant; screenshots."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import timedelta
-from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import select
 
-from hub import conversions
 from hub.campaigns.runner import CampaignLoop
 from hub.db import utcnow
 from hub.keys import Scope
-from hub.models import CampaignRecipient, Customer
+from hub.models import CampaignRecipient
 from hub.worker import Worker
 from tests.helpers import api_key, free_port, make_runtime, read_outbox, served
 from tests.hub.campaigns.builders import add_customers
@@ -32,8 +33,9 @@ def hub(tmp_path: Path) -> Iterator[dict]:
     add_customers(runtime.db, N, consent=lambda i: i < CONSENTING)
     key = api_key(runtime, Scope.TEMPLATES_READ, Scope.CAMPAIGNS_READ, Scope.CAMPAIGNS_WRITE,
                   Scope.AUDIENCES_READ, Scope.AUDIENCES_WRITE, producer="marketing-team")
+    shop = api_key(runtime, Scope.CONVERSIONS_WRITE, producer="shop")
     with served(runtime, free_port()) as base:
-        yield {"base": base, "runtime": runtime, "key": key, "tmp": tmp_path}
+        yield {"base": base, "runtime": runtime, "key": key, "shop": shop, "tmp": tmp_path}
     runtime.db.dispose()
 
 
@@ -46,19 +48,25 @@ def send_all(runtime) -> None:
     Worker(runtime.db, runtime.pipeline, runtime.settings).drain(timeout=60)
 
 
-def holdout_buys(runtime, campaign_id: int) -> int:
-    """Two of the holdout buy anyway (credited to the campaign's holdout by the window; a
-    variant's conversions need a click, and this tree does not track links yet)."""
-    with runtime.db.transaction() as session:
-        held = session.scalars(select(CampaignRecipient.customer_pk).where(
-            CampaignRecipient.campaign_id == campaign_id,
-            CampaignRecipient.variant == "holdout")).all()
-        for n, pk in enumerate(held[:2]):
-            external = session.get(Customer, pk).external_id
-            conversions.record(session, "default", conversions.ConversionIn(
-                f"holdout-{n}", external, pk, Decimal("49.90"), "PLN",
-                utcnow() + timedelta(seconds=1), campaign_id), timedelta(days=7))
-        return min(2, len(held))
+def click_and_buy(base: str, key: str, emails: list[dict], subject: str) -> int:
+    """Three readers of one variant follow its tracked link (a 302 to the offer) and two of
+    them buy: conversions posted by the shop's backend, attributed to their click."""
+    readers = [m for m in emails if m["parts"]["subject"] == subject][:3]
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}) as http:
+        for message in readers:
+            link = re.search(r"/c/[0-9A-Za-z]+", message["parts"]["text"])
+            assert link, message["parts"]["text"]
+            reply = http.get(link.group(0), headers={"Authorization": ""})
+            assert reply.status_code == 302
+            assert reply.headers["location"] == "https://parcelhub.example/oferta"
+        for n, message in enumerate(readers[:2]):
+            customer = message["to"].split("@")[0]  # c<i>@example.pl is customer c<i>
+            reply = http.post("/v1/conversions", json={
+                "external_id": f"order-{n}", "customer_id": customer, "value": "49.90",
+                "currency": "PLN", "occurred_at": (utcnow() + timedelta(seconds=1)).isoformat()})
+            assert reply.status_code == 201, reply.text
+            assert reply.json()["attribution"]["variant"] == "a"  # attributed through the click
+    return len(readers)
 
 
 def fill_variant(page, i: int, name: str, subject: str) -> None:
@@ -66,6 +74,7 @@ def fill_variant(page, i: int, name: str, subject: str) -> None:
     page.fill(f"[name='v{i}.pl.email.subject']", subject)
     page.fill(f"[name='v{i}.pl.email.heading']", "Dzień dobry, {{ customer.name }}")
     page.fill(f"[name='v{i}.pl.email.body']", "Nadaj paczkę taniej do niedzieli.")
+    page.fill(f"[name='v{i}.pl.email.button']", "Sprawdź ofertę")
     page.fill(f"[name='v{i}.pl.url']", "https://parcelhub.example/oferta")
 
 
@@ -116,12 +125,13 @@ def test_create_send_and_read_results(hub, browser):  # noqa: F811
             CampaignRecipient.campaign_id == campaign_id)).all()
     assert len(variants) == CONSENTING and "holdout" in variants
     assert len(emails) == sum(v != "holdout" for v in variants)
-    bought = holdout_buys(hub["runtime"], campaign_id)
+    clicked = click_and_buy(hub["base"], hub["shop"], emails, "Wysyłka -20% do niedzieli")
 
     page.reload()
     assert page.inner_text("#campaign-state") == "zakończona"
-    holdout = page.inner_text("#results tr[data-group='holdout']")
-    assert "grupa kontrolna" in holdout and f"\t{bought}\t" in holdout  # its conversions
+    variant_a = page.inner_text("#results tr[data-group='a']")
+    assert f"\t{clicked}\t0\t2\t" in variant_a  # clicked, unsubscribed, converted
+    assert "grupa kontrolna" in page.inner_text("#results tr[data-group='holdout']")
     charts = page.locator("figure.chart")
     assert charts.count() == 2  # one per variant, each against the holdout
     assert page.locator("figure.chart[data-variant='a'] line.ci").count() == 2  # intervals
