@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/hub demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
