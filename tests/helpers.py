@@ -73,15 +73,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def served(runtime: HubRuntime, port: int) -> Iterator[str]:
-    """The hub's HTTP API for `runtime` on 127.0.0.1:`port` in a thread (browser tests);
-    yields its base URL and stops the server afterwards."""
+def served(runtime: HubRuntime, port: int, app: Any = None) -> Iterator[str]:
+    """The hub's HTTP API for `runtime` (or the given app of it) on 127.0.0.1:`port` in a
+    thread (browser and live-stream tests); yields its base URL and stops the server
+    afterwards."""
     import uvicorn
 
     from hub.api.app import create_app
 
-    server = uvicorn.Server(uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port,
-                                           log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app or create_app(runtime), host="127.0.0.1",
+                                           port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import create_engine, event, text
 
 import hub.api.inbox
@@ -26,7 +24,7 @@ from hub.inbox_feed import InboxFeed
 from hub.models import Customer, InboxItem
 from hub.runtime import HubRuntime
 from tests.conftest import PG_BASE, fresh_pg_url, need_service
-from tests.helpers import api_key, free_port, make_runtime
+from tests.helpers import api_key, free_port, make_runtime, served
 from tests.hub.inbox_rows import add_item
 
 Event = tuple[str, str | None, dict[str, Any] | None]  # (event or "ping", id, data)
@@ -35,19 +33,8 @@ Event = tuple[str, str | None, dict[str, Any] | None]  # (event or "ping", id, d
 @contextmanager
 def serving(runtime: HubRuntime) -> Iterator[tuple[str, InboxFeed]]:
     app = create_app(runtime)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}", app.state.inbox_feed
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    with served(runtime, free_port(), app) as base:
+        yield base, app.state.inbox_feed
 
 
 def sse_events(response: httpx.Response) -> Iterator[Event]:
