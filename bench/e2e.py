@@ -23,7 +23,7 @@ quiet hours off) in UTC, and every event's dates are computed from now, so a run
 same work at any hour. Runs are sized from a short probe so that each takes about
 --run-seconds even when the hub is slow.
 
-Run: `.venv/bin/python bench/e2e.py [--quick]` (about 15 minutes; --quick: smaller runs,
+Run: `.venv/bin/python bench/e2e.py [--quick]` (about 7 minutes; --quick: smaller runs,
 flood only, about 2).
 """
 
