@@ -208,6 +208,10 @@ class FcmAdapter:
         retry_after = parse_retry_after(reply.headers.get("Retry-After"))
         if code == "QUOTA_EXCEEDED" and retry_after is None:
             retry_after = QUOTA_BACKOFF
+        if code == "INVALID_ARGUMENT" and "message.token" in _violated_fields(_json(reply)):
+            # the token itself is malformed (not one FCM issued): the device is dead
+            return SendResult.permanent("fcm 400 INVALID_ARGUMENT (message.token)",
+                                        deactivate=True)
         # status and code only: FCM's message may echo the token
         return ERRORS.result(reply.status_code, code, f"fcm {reply.status_code} {code or ''}"
                              .rstrip(), retry_after)
@@ -226,6 +230,16 @@ def fcm_error_code(answer: dict[str, Any]) -> str | None:
         if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("FcmError"):
             return str(detail.get("errorCode") or "") or None
     return str(error.get("status") or "") or None
+
+
+def _violated_fields(answer: dict[str, Any]) -> set[str]:
+    """The fields a google.rpc.BadRequest detail names (FCM names `message.token` when the
+    registration token is malformed)."""
+    error = answer.get("error")
+    details = error.get("details") if isinstance(error, dict) else None
+    return {str(v.get("field")) for d in details or [] if isinstance(d, dict)
+            and str(d.get("@type", "")).endswith("google.rpc.BadRequest")
+            for v in d.get("fieldViolations") or [] if isinstance(v, dict)}
 
 
 def _json(reply: httpx.Response) -> dict[str, Any]:

@@ -178,6 +178,10 @@ def test_fcm_unregistered_and_invalid_argument_from_the_fake(fake_fcm, tmp_path)
     assert gone.error_class is ErrorClass.PERMANENT and gone.deactivate
     reserved = adapter.send(app_push("other-token", data={"from": "x"}))  # FCM's own key
     assert reserved.error == "fcm 400 INVALID_ARGUMENT" and not reserved.deactivate
+    fake_fcm.malformed.add("not-a-token")  # FCM names message.token: the token is dead
+    malformed = adapter.send(app_push("not-a-token"))
+    assert malformed.error_class is ErrorClass.PERMANENT and malformed.deactivate
+    assert malformed.error == "fcm 400 INVALID_ARGUMENT (message.token)"
 
 
 def test_fcm_lost_reply_is_unknown_but_refused_connect_and_bad_credentials_are_not(

@@ -59,6 +59,7 @@ class FakeFcm(FakeServer):
         self.messages: list[dict[str, Any]] = []  # accepted: {"body", "headers", "name"}
         self.rejections: list[str] = []
         self.unregistered: set[str] = set()
+        self.malformed: set[str] = set()  # tokens FCM answers INVALID_ARGUMENT on message.token
         self.scripted: dict[str, Fault] = {}  # registration token → what to answer instead
 
     def service_account_info(self, key: rsa.RSAPrivateKey | None = None) -> dict[str, str]:
@@ -107,6 +108,14 @@ class FakeFcm(FakeServer):
         if token in self.unregistered:
             return self._reject(_error(404, "NOT_FOUND", "Requested entity was not found.",
                                        "UNREGISTERED"))
+        if token in self.malformed:  # not a token FCM ever issued: the field is named
+            body_ = _error_body(400, "INVALID_ARGUMENT", "The registration token is not a "
+                                "valid FCM registration token", "INVALID_ARGUMENT")
+            body_["error"]["details"].append({
+                "@type": "type.googleapis.com/google.rpc.BadRequest",
+                "fieldViolations": [{"field": "message.token",
+                                     "description": "Invalid registration token"}]})
+            return self._reject(json_reply(400, body_))
         name = f"projects/{self.project_id}/messages/0:{secrets.token_hex(8)}"
         with self._flock:
             self.messages.append({"body": body, "headers": headers, "name": name})
