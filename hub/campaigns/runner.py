@@ -20,12 +20,8 @@ campaign queues nothing more.
 from __future__ import annotations
 
 import itertools
-import os
-import secrets
-import socket
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,13 +31,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from hub import failpoints
+from hub.background import Clock, PollingLoop
 from hub.campaigns import audience
 from hub.campaigns.assignment import HOLDOUT, assign
 from hub.campaigns.copy import EVENT_TYPES, PRODUCER
 from hub.campaigns.model import CampaignState
 from hub.campaigns.schedule import next_local, parse_hhmm
 from hub.campaigns.store import cancel_pending
-from hub.db import Database, utcnow
+from hub.db import Database
 from hub.events import EventIn
 from hub.intake import accept
 from hub.logs import get_logger
@@ -54,7 +51,7 @@ BURST_SECONDS = 2.0  # a rate-capped campaign never makes up more than this afte
 # Crash points (HUB_FAILPOINT) for the kill -9 tests: after a chunk of recipients was
 # assigned, and after their events were accepted but before the recipients say so.
 ASSIGNED, QUEUED = "campaign_assigned", "campaign_queued"
-Clock = Callable[[], datetime]
+
 
 
 def event_id(campaign_id: int, customer_pk: int) -> str:
@@ -259,51 +256,18 @@ class Pass:
                 cancel_pending(session, self.id, now)
 
 
-class CampaignLoop:
+class CampaignLoop(PollingLoop):
     """Runs due campaigns every `poll` seconds in a thread of the worker or relay process."""
 
-    def __init__(self, db: Database, poll: float = 1.0, clock: Clock = utcnow,
-                 on_queued: Callable[[], None] | None = None, lease_seconds: float = 60.0
-                 ) -> None:
-        self.db, self.poll, self.clock, self.on_queued = db, poll, clock, on_queued
-        self.lease_seconds = lease_seconds
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:camp:{secrets.token_hex(3)}"
-        self._stop = threading.Event()
+    kind = "campaign"
+    log = log
 
-    def run_once(self) -> int:
-        """One pass over one due campaign; errors are logged and retried on the next pass."""
-        try:
-            campaign_id = claim(self.db, self.owner, self.clock(), self.lease_seconds)
-            if campaign_id is None:
-                return 0
-            queued = Pass(self.db, campaign_id, self.owner, self.clock,
-                          self.lease_seconds).run()
-        except Exception:
-            log.exception("campaign_loop_error")
+    def pass_once(self) -> int:
+        """One pass over one due campaign; how many recipients it queued."""
+        campaign_id = claim(self.db, self.owner, self.clock(), self.lease_seconds)
+        if campaign_id is None:
             return 0
-        if queued and self.on_queued is not None:
-            self.on_queued()
-        return queued
-
-    def run_forever(self) -> None:
-        while not self._stop.is_set():
-            if not self.run_once():
-                self._stop.wait(self.poll)
-
-    def start_thread(self) -> threading.Thread:
-        thread = threading.Thread(target=self.run_forever, name="hub-campaigns", daemon=True)
-        thread.start()
-        return thread
-
-    def stop(self) -> None:
-        self._stop.set()
+        return Pass(self.db, campaign_id, self.owner, self.clock, self.lease_seconds).run()
 
 
-def start_loop(runtime: Any) -> CampaignLoop:
-    """Starts the loop for a HubRuntime (embedded worker or relay); wakes its worker."""
-    worker = getattr(runtime, "worker", None)
-    loop = CampaignLoop(runtime.db, runtime.settings.followup_poll_seconds,
-                        on_queued=worker.wake if worker is not None else None,
-                        lease_seconds=runtime.settings.worker_lease_seconds)
-    loop.start_thread()
-    return loop
+start_loop = CampaignLoop.start

@@ -13,8 +13,6 @@ import copy
 import os
 import secrets
 import socket
-import threading
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,6 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy import insert, or_, select, update
 
 from hub import failpoints
+from hub.background import PollingLoop
 from hub.db import Database, utcnow
 from hub.events import EventIn
 from hub.followups.schedule import TimerReason, TimerState
@@ -35,7 +34,7 @@ PRODUCER = "hub-rules"
 # Crash points (HUB_FAILPOINT) for the kill -9 tests: inside the firing transaction, and
 # just after it committed.
 FIRING, FIRED = "followup_firing", "followup_fired"
-Clock = Callable[[], datetime]
+
 
 
 def claim_due(db: Database, owner: str, now: datetime, limit: int = 50,
@@ -169,49 +168,14 @@ def fire_due(db: Database, now: datetime | None = None, owner: str | None = None
     return fired
 
 
-class FollowupLoop:
+class FollowupLoop(PollingLoop):
     """Fires due timers every `poll` seconds in a thread of the worker or relay process."""
 
-    def __init__(self, db: Database, poll: float = 1.0, clock: Clock = utcnow,
-                 on_fired: Callable[[], None] | None = None, lease_seconds: float = 60.0
-                 ) -> None:
-        self.db, self.poll, self.clock, self.on_fired = db, poll, clock, on_fired
-        self.lease_seconds = lease_seconds
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:rules:{secrets.token_hex(3)}"
-        self._stop = threading.Event()
+    kind = "followup"
+    log = log
 
-    def run_once(self) -> int:
-        """One pass; errors are logged and retried on the next pass."""
-        try:
-            fired = fire_due(self.db, self.clock(), self.owner,
-                             lease_seconds=self.lease_seconds)
-        except Exception:
-            log.exception("followup_loop_error")
-            return 0
-        if fired and self.on_fired is not None:
-            self.on_fired()
-        return fired
-
-    def run_forever(self) -> None:
-        while not self._stop.is_set():
-            if not self.run_once():
-                self._stop.wait(self.poll)
-
-    def start_thread(self) -> threading.Thread:
-        thread = threading.Thread(target=self.run_forever, name="hub-followups", daemon=True)
-        thread.start()
-        return thread
-
-    def stop(self) -> None:
-        self._stop.set()
+    def pass_once(self) -> int:
+        return fire_due(self.db, self.clock(), self.owner, lease_seconds=self.lease_seconds)
 
 
-def start_loop(runtime: Any) -> FollowupLoop:
-    """Starts the loop for a HubRuntime (embedded worker or relay); wakes its worker."""
-    worker = getattr(runtime, "worker", None)
-    settings = runtime.settings
-    loop = FollowupLoop(runtime.db, settings.followup_poll_seconds,
-                        on_fired=worker.wake if worker is not None else None,
-                        lease_seconds=settings.worker_lease_seconds)
-    loop.start_thread()
-    return loop
+start_loop = FollowupLoop.start
