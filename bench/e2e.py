@@ -203,12 +203,7 @@ def running_hub(top: Topology, provider: Provider, policy: str, customers: int =
     procs += workers
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
-            try:
-                httpx.get(base + "/healthz", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        wait_healthy(base)
         yield base, token, workers or procs[:1]
     finally:
         for proc in procs:
@@ -252,10 +247,20 @@ def _fill_customers(url: str, count: int, marketing: bool = False) -> None:
     engine.dispose()
 
 
-def _rss_mb(procs: list[subprocess.Popen[bytes]]) -> float:
+def wait_healthy(base: str) -> None:
+    """Until a just-started `hub serve` answers /healthz (at most about 30 s)."""
+    for _ in range(300):
+        try:
+            httpx.get(base + "/healthz", timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+
+
+def rss_mb(pids: list[int]) -> float:
     """Resident memory of the given processes and their children, in MB."""
     total = 0
-    pids = [p.pid for p in procs]
+    pids = list(pids)
     for pid in list(pids):
         try:
             children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
@@ -551,7 +556,7 @@ def store_size(provider: Provider, plan: Plan) -> list[tuple[int, float, float]]
         with running_hub(top, provider, plan.policy, customers=size) as (base, token, procs):
             flood(base, token, provider, 100, _tag("w"), size)
             peak = flood(base, token, provider, plan.max_events, _tag("c"), size)
-            cost.append((size, 1000 / peak, _rss_mb(procs)))
+            cost.append((size, 1000 / peak, rss_mb([p.pid for p in procs])))
     return cost
 
 

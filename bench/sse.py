@@ -32,11 +32,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.e2e import rss_mb, wait_healthy  # noqa: E402
 from tests.helpers import free_port  # noqa: E402
 
 
@@ -131,11 +131,6 @@ class Client:
             self.writer.close()
 
 
-def _rss_mb(pid: int) -> float:
-    proc = psutil.Process(pid)
-    return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20
-
-
 def _tokens(base: str, key: str, count: int) -> list[str]:
     async def issue() -> list[str]:
         limits = httpx.Limits(max_connections=16)
@@ -167,7 +162,7 @@ async def _measure(port: int, server_pid: int, tokens: list[str], url: str, rate
     tasks = [asyncio.create_task(c.run(port)) for c in clients]
     await asyncio.wait_for(asyncio.gather(*(c.ready.wait() for c in clients)), timeout=120)
     connect_s = time.monotonic() - started
-    rss_connected = _rss_mb(server_pid)
+    rss_connected = rss_mb([server_pid])
     parent, child = mp.Pipe()
     writer = mp.get_context("spawn").Process(target=_writer_main,
                                              args=(url, len(clients), rate, child))
@@ -181,7 +176,7 @@ async def _measure(port: int, server_pid: int, tokens: list[str], url: str, rate
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and sum(len(c.received) for c in clients) < len(clients):
         await asyncio.sleep(0.1)
-    rss_after = _rss_mb(server_pid)
+    rss_after = rss_mb([server_pid])
     for client in clients:
         client.close()
     for task in tasks:
@@ -214,13 +209,8 @@ def main() -> None:
     server = subprocess.Popen([*hub, "serve", "--port", str(port)], env=env)
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
-            try:
-                httpx.get(base + "/healthz", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        rss_idle = _rss_mb(server.pid)
+        wait_healthy(base)
+        rss_idle = rss_mb([server.pid])
         tokens = _tokens(base, key, args.clients)
         result = asyncio.run(_measure(port, server.pid, tokens, url, args.rate))
     finally:
