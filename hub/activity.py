@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session
 
 from hub.audience_models import CustomerActivity, CustomerParcel
 from hub.db import insert_ignoring, utcnow
-from preferences.model import CHANNELS
 
 ACTIVITY = cast(Table, CustomerActivity.__table__)
 PARCELS = cast(Table, CustomerParcel.__table__)
@@ -213,12 +212,15 @@ def _iso(at: datetime | None) -> str | None:
 # --- the consent ledger's current state, as bits audiences filter on -------------------
 
 CONSENT_PURPOSES = ("marketing", "loyalty")
-CONSENT_CHANNELS = CHANNELS  # sms, email, push, app_push, inbox: bit order is stored
+# Bit positions are stored (migration 0011 writes them): purpose × 16 + channel, so a
+# channel appended here later moves no existing bit; never reorder.
+CONSENT_CHANNELS = ("sms", "email", "push", "app_push", "inbox")
+_PURPOSE_STRIDE = 16
 
 
 def consent_bit(purpose: str, channel: str) -> int:
     """The bit of a granted (purpose, channel) in `consent_mask`."""
-    return 1 << (CONSENT_PURPOSES.index(purpose) * len(CONSENT_CHANNELS)
+    return 1 << (CONSENT_PURPOSES.index(purpose) * _PURPOSE_STRIDE
                  + CONSENT_CHANNELS.index(channel))
 
 

@@ -213,3 +213,11 @@ def test_the_consent_bits_follow_every_ledger_change(client: TestClient,
 
         unsubscribe(session, "c-1", "marketing", "email")  # the one-click link's path
     assert client.post("/v1/audiences/count", json=count).json()["matched"] == 0
+
+
+def test_every_channel_has_a_consent_bit() -> None:
+    """A channel added to preferences needs its bit appended to CONSENT_CHANNELS (stored
+    order), or audiences could never count its consents."""
+    from preferences.model import CHANNELS
+
+    assert set(activity.CONSENT_CHANNELS) == set(CHANNELS)

@@ -156,7 +156,7 @@ def _backfill_consent_masks() -> None:
     latest row per purpose and channel wins, in the order the hub recorded them)."""
     # hub.activity.consent_bit as of this revision (a migration keeps its own copy)
     channels = ("sms", "email", "push", "app_push", "inbox")
-    bits = {(p, c): 1 << (i * len(channels) + j) for i, p in enumerate(("marketing", "loyalty"))
+    bits = {(p, c): 1 << (i * 16 + j) for i, p in enumerate(("marketing", "loyalty"))
             for j, c in enumerate(channels)}
     conn = op.get_bind()
     rows = conn.execute(sa.text(
