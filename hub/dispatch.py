@@ -16,26 +16,30 @@ import os
 import secrets
 import socket
 import threading
-from collections import defaultdict
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 
 import dramatiq
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, update
+from sqlalchemy.orm import Session
 
 from hub.db import Database, utcnow
 from hub.engine import Engine
 from hub.gdpr import DailyPurge
+from hub.grouping import Grouped
 from hub.lanes import LANE_ORDER, Lane
+from hub.leadership import Leadership
 from hub.logs import get_logger
 from hub.models import OutboxJob
 from hub.pipeline import Pipeline
 from hub.settings import Settings
-from hub.worker import claim
+from hub.worker import claim_by_lane
 
 RELAY_PREFIX = "relay:"
+RELAY_LEASE_SECONDS = 5.0  # a dead relay's successor starts within this (plus a second)
 PRIORITY = {Lane.URGENT: 0, Lane.NORMAL: 10, Lane.BULK: 20}  # lower runs first in a worker
 log = get_logger("dispatch")
 
@@ -54,25 +58,26 @@ def queue_name(base: str, lane: Lane) -> str:
     return base if lane is Lane.NORMAL else f"{base}.{lane}"
 
 
-def take_over(db: Database, job_ids: list[int], owner: str, lease_seconds: float) -> list[int]:
+def take_over(session: Session, job_ids: list[int], owner: str, lease_seconds: float
+              ) -> list[int]:
     """Moves published jobs' leases from the relay to `owner` and counts their attempt; only
-    jobs that are due and not run by someone else. Returns the ids taken."""
+    jobs that are due and not run by someone else. Returns the ids taken. Runs in the
+    engine's load transaction (`Engine.submit(take=...)`): one commit for both."""
     now = utcnow()
-    with db.transaction() as session:
-        taken = session.scalars(
-            update(OutboxJob)
-            .where(
-                OutboxJob.id.in_(job_ids),
-                OutboxJob.state == "pending",
-                OutboxJob.not_before <= now,  # a redelivered message never runs a job early
-                or_(OutboxJob.lease_owner.like(f"{RELAY_PREFIX}%"), OutboxJob.lease_until < now,
-                    OutboxJob.lease_owner.is_(None)),
-            )
-            .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds),
-                    attempts=OutboxJob.attempts + 1)
-            .returning(OutboxJob.id)
+    taken = session.scalars(
+        update(OutboxJob)
+        .where(
+            OutboxJob.id.in_(job_ids),
+            OutboxJob.state == "pending",
+            OutboxJob.not_before <= now,  # a redelivered message never runs a job early
+            or_(OutboxJob.lease_owner.like(f"{RELAY_PREFIX}%"), OutboxJob.lease_until < now,
+                OutboxJob.lease_owner.is_(None)),
         )
-        return sorted(taken)
+        .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds),
+                attempts=OutboxJob.attempts + 1)
+        .returning(OutboxJob.id)
+    )
+    return sorted(taken)
 
 
 class Dispatcher:
@@ -91,6 +96,7 @@ class Dispatcher:
         self.relay_name = f"{RELAY_PREFIX}{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.worker_name = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._engine: Engine | None = None
+        self._submit = Grouped(self._submit_group, size=len, max_size=settings.send_concurrency)
         self._engine_lock = threading.Lock()
         self._stop = threading.Event()
 
@@ -109,34 +115,40 @@ class Dispatcher:
         for _ in range(600):  # bounded: at most ~5 minutes (the actor's time limit)
             if engine.wait_for_capacity(0.5, at_least=len(job_ids)) >= 1:
                 break
-        taken = take_over(self.db, job_ids, engine.owner, self.settings.worker_lease_seconds)
-        if len(taken) < len(job_ids):
-            log.info("jobs_taken_elsewhere_or_not_due", jobs=len(job_ids) - len(taken))
-        engine.submit(taken)
+        self._submit(job_ids)
+
+    def _submit_group(self, messages: list[list[int]]) -> None:
+        """The jobs of every message that arrived while the previous group was loading, in
+        one load transaction (`hub.grouping`): under load, fewer transactions per job."""
+        engine = self.engine
+        batch = engine.submit([i for ids in messages for i in ids], take=partial(
+            take_over, owner=engine.owner, lease_seconds=self.settings.worker_lease_seconds))
+        if batch.not_taken:
+            log.info("jobs_taken_elsewhere_or_not_due", jobs=batch.not_taken)
 
     def relay_once(self) -> int:
         """Publishes every ready job once, in batches per lane; returns how many."""
-        ids = claim(self.db, self.relay_name, 500, self.settings.worker_lease_seconds,
-                    count_attempt=False)
-        if not ids:
-            return 0
-        with self.db.sessions() as session:
-            lanes = {job_id: lane for job_id, lane in session.execute(
-                select(OutboxJob.id, OutboxJob.lane).where(OutboxJob.id.in_(ids)))}
-        by_lane: dict[Lane, list[int]] = defaultdict(list)
-        for job_id in ids:
-            by_lane[Lane(lanes.get(job_id, Lane.NORMAL))].append(job_id)
+        by_lane = claim_by_lane(self.db, self.relay_name, 500, self.settings.worker_lease_seconds,
+                                count_attempt=False)
         size = max(1, self.settings.worker_batch)
         for lane in LANE_ORDER:
             chunk = by_lane.get(lane, [])
             for start in range(0, len(chunk), size):
                 self.actors[lane].send(chunk[start:start + size])
-        return len(ids)
+        return sum(len(chunk) for chunk in by_lane.values())
 
     def relay_forever(self) -> None:
+        """Relays while this process holds the relay lease (one relay polls the outbox at a
+        time, `hub.leadership`); the others stand by and take over when it goes."""
         daily_purge = DailyPurge(self.db, self.settings, housekeeping=self.housekeeping)
+        lease = min(RELAY_LEASE_SECONDS, self.settings.worker_lease_seconds)
+        leadership = Leadership(self.db, "outbox-relay", self.relay_name, lease,
+                                standby_seconds=min(1.0, lease))
         while not self._stop.is_set():
             daily_purge.run_if_due()
+            if not leadership.held():
+                self._stop.wait(leadership.standby_seconds)
+                continue
             try:
                 published = self.relay_once()
             except Exception:
@@ -144,6 +156,7 @@ class Dispatcher:
                 published = 0
             if not published:
                 self._stop.wait(self.settings.worker_poll_seconds)
+        leadership.release()
 
     def start_relay(self) -> threading.Thread:
         thread = threading.Thread(target=self.relay_forever, name="hub-relay", daemon=True)

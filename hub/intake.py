@@ -5,9 +5,8 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import insert, select
@@ -19,6 +18,7 @@ from sqlalchemy.orm import Session
 from hub.db import Database, utcnow
 from hub.events import EventIn
 from hub.followups.schedule import Accepted, on_intake
+from hub.grouping import Grouped
 from hub.lanes import lane_of
 from hub.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE, INTAKE_GROUP
 from hub.models import DEFAULT_TENANT, Event, OutboxJob
@@ -197,7 +197,6 @@ def _results(staged: _Staged, inserted: dict[str, int], existing: dict[str, Any]
 @dataclass
 class _Waiting:
     staged: _Staged
-    wake: threading.Event = field(default_factory=threading.Event)
     results: list[IntakeResult] | None = None
     error: BaseException | None = None
 
@@ -206,8 +205,8 @@ class GroupIntake:
     """Group commit for the API: requests that arrive while a transaction is being committed
     wait, then share the next one (one durable commit — an fsync — for many requests).
 
-    The first waiting request leads: it writes every waiting request's events in one
-    transaction and wakes the others with their results. A request that fails on its own
+    The first waiting request leads (`hub.grouping`): it writes every waiting request's
+    events in one transaction and wakes the others with their results. A request that fails on its own
     (an id reused with other content) must not fail its neighbours: then the group is
     rolled back and each request is committed alone. Each reply is sent only after the
     commit that holds its events, so a 202 still means durable.
@@ -215,47 +214,18 @@ class GroupIntake:
 
     def __init__(self, db: Database, max_events: int = 1000) -> None:
         self.db = db
-        self.max_events = max_events
-        self._lock = threading.Lock()
-        self._queue: list[_Waiting] = []
-        self._leading = False
+        self._grouped = Grouped(self._commit, size=lambda w: len(w.staged.rows),
+                                max_size=max_events)
 
     def accept(self, producer: str, events: Sequence[EventIn], *,
                tenant: str = DEFAULT_TENANT) -> list[IntakeResult]:
         me = _Waiting(_stage(producer, events, tenant))
-        with self._lock:
-            self._queue.append(me)
-            lead = not self._leading
-            self._leading = True
-        if not lead:
-            me.wake.wait()
-        if me.results is None and me.error is None:  # woken to lead the next group
-            self._lead()
+        self._grouped(me)
         if me.error is not None:
             raise me.error
-        assert me.results is not None
+        if me.results is None:
+            raise RuntimeError("intake group ended without a result")
         return me.results
-
-    def _lead(self) -> None:
-        with self._lock:
-            group: list[_Waiting] = []
-            size = 0
-            while self._queue and (not group or
-                                   size + len(self._queue[0].staged.rows) <= self.max_events):
-                group.append(self._queue.pop(0))
-                size += len(group[-1].staged.rows)
-        try:
-            self._commit(group)
-        finally:
-            with self._lock:
-                successor = self._queue[0] if self._queue else None
-                self._leading = successor is not None
-            for waiting in group:
-                if waiting.results is None and waiting.error is None:
-                    waiting.error = RuntimeError("intake group ended without a result")
-                waiting.wake.set()
-            if successor is not None:
-                successor.wake.set()
 
     def _commit(self, group: list[_Waiting]) -> None:
         INTAKE_GROUP.observe(len(group))

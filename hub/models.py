@@ -382,6 +382,17 @@ class TemplateGeneration(Base):
     generation: Mapped[int] = mapped_column(Integer)
 
 
+class SingletonLease(Base):
+    """Which process runs a loop that one process at a time suffices for (the outbox relay
+    in scale-out mode): the holder renews `until`, another takes over once it passed. An
+    economy, never a fence: two holders at once are safe, the work below them is leased."""
+
+    __tablename__ = "singleton_leases"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(128))
+    until: Mapped[datetime | None]
+
+
 class UiSession(Base):
     """A marketer's login to the /ui pages: the cookie holds a random token, stored here
     only as its SHA-256; the API key itself never leaves the login request."""

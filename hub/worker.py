@@ -22,7 +22,7 @@ from hub.outcomes import backoff
 from hub.pipeline import Pipeline
 from hub.settings import Settings
 
-__all__ = ["Worker", "backoff", "claim", "refresh_queue_metrics", "release"]
+__all__ = ["Worker", "backoff", "claim", "claim_by_lane", "refresh_queue_metrics", "release"]
 log = get_logger("worker")
 
 
@@ -31,6 +31,13 @@ def claim(db: Database, owner: str, limit: int, lease_seconds: float,
     """Leases up to `limit` ready jobs to `owner`, urgent lane first with a fair share for
     the others; no two live workers ever hold the same job. `count_attempt=False` for the
     relay, which only publishes: an attempt is counted when a job really runs."""
+    by_lane = claim_by_lane(db, owner, limit, lease_seconds, count_attempt)
+    return [i for lane in LANE_ORDER for i in by_lane.get(lane, [])]  # urgent work first
+
+
+def claim_by_lane(db: Database, owner: str, limit: int, lease_seconds: float,
+                  count_attempt: bool = True) -> dict[Lane, list[int]]:
+    """`claim`, with the ids grouped by lane (the relay publishes each lane to its queue)."""
     now = utcnow()
     free = or_(OutboxJob.lease_until.is_(None), OutboxJob.lease_until < now)
     with db.transaction() as session:
@@ -45,7 +52,7 @@ def claim(db: Database, owner: str, limit: int, lease_seconds: float,
             ready[lane] = list(session.scalars(query))
         ids = shares(limit, ready)
         if not ids:
-            return []
+            return {}
         values = {"lease_owner": owner, "lease_until": now + timedelta(seconds=lease_seconds)}
         if count_attempt:
             values["attempts"] = OutboxJob.attempts + 1
@@ -57,7 +64,9 @@ def claim(db: Database, owner: str, limit: int, lease_seconds: float,
             .values(**values)
             .returning(OutboxJob.id)
         ))
-        return [i for i in ids if i in claimed]  # lane order: urgent work starts first
+        picked = set(ids)
+        return {lane: [i for i in ready[lane] if i in picked and i in claimed]
+                for lane in LANE_ORDER}
 
 
 def release(db: Database, owner: str, job_ids: list[int]) -> None:
