@@ -30,7 +30,7 @@ from hub.metrics import IN_FLIGHT, PROVIDER_LATENCY, SEND_LATENCY, UNKNOWN_OUTCO
 from hub.models import DEFAULT_TENANT, Notification
 from hub.receipts import deactivate_address
 from hub.settings import get_settings
-from hub.webhooks_out import NotificationRef, record_status_change
+from hub.webhooks_out import NotificationRef, StatusChange, record_status_changes
 
 if TYPE_CHECKING:
     from hub.clicks import LinkSet
@@ -246,7 +246,8 @@ def record_results(session: Session, sends: list[Send], erasure_key: str | None 
     rows = {r.idempotency_key: r for r in session.execute(
         select(T.c.id, T.c.idempotency_key, T.c.status, T.c.history, T.c.provider_message_id)
         .where(T.c.idempotency_key.in_([s.key for s in sends])))}
-    updates = []
+    updates: list[dict[str, Any]] = []
+    changes: list[StatusChange] = []
     for send in sends:
         row, result = rows.get(send.key), send.result
         if row is None or result is None:
@@ -256,10 +257,10 @@ def record_results(session: Session, sends: list[Send], erasure_key: str | None 
                                send.adapter.name, opted_out=result.opted_out,
                                tenant=send.env.tenant, key=erasure_key)
         updates.append(_answer(row, send, result, now))
-        record_status_change(  # outgoing webhooks (same transaction as the answer)
-            session, send.env.tenant, NotificationRef(row.id, send.env.event_pk,
-                                                      send.env.event_type, send.env.channel),
-            SENT if result.ok else updates[-1]["b_status"])
+        changes.append(StatusChange(  # outgoing webhooks (same transaction as the answer)
+            send.env.tenant, NotificationRef(row.id, send.env.event_pk, send.env.event_type,
+                                             send.env.channel),
+            SENT if result.ok else updates[-1]["b_status"]))
         log.info("send", notification_id=row.id, idempotency_key=send.key,
                  event_id=send.event_id, job_id=send.job_id,
                  channel=send.env.channel, adapter=send.adapter.name, ok=result.ok,
@@ -270,6 +271,7 @@ def record_results(session: Session, sends: list[Send], erasure_key: str | None 
                 status=bindparam("b_status"), history=bindparam("b_history"),
                 provider_message_id=bindparam("b_pid"), error=bindparam("b_error"),
                 updated_at=bindparam("b_updated_at")), updates)
+    record_status_changes(session, changes)
 
 
 def _answer(row: Any, send: Send, result: SendResult, now: datetime) -> dict[str, Any]:

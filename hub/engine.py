@@ -9,8 +9,9 @@ One batch of claimed jobs goes through five steps, each once per batch:
 4. **send**   one transaction re-checks that this process still holds each job's lease (the
               fence) and commits the send records; then the provider calls run on a bounded
               thread pool (`HUB_SEND_CONCURRENCY`), outside any transaction;
-5. **record** as calls come back, one transaction per drained group writes the answers, and
-              one more writes decisions, job states and event states.
+5. **record** as calls come back, one transaction per drained group writes the answers with
+              what they decide: decisions, job states and event states, or the next
+              channel's send records.
 
 A permanent failure sends the job back to step 2 for its next channel. A heartbeat extends
 the lease of every held job, so a call slower than the lease never lets a second worker in.
@@ -23,6 +24,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -30,6 +32,7 @@ from functools import partial
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from channels.ratelimit import ProviderRateLimiter
 from hub import app_push, failpoints
@@ -59,6 +62,7 @@ from templates.renderer import TemplateMissing
 from throttling import Verdict
 
 log = get_logger("engine")
+TakeOver = Callable[[Session, list[int]], list[int]]
 DRAIN_MAX = 512  # answers recorded per transaction at most
 # Answers arriving within this window share one transaction (each commit costs an fsync).
 GATHER_SECONDS = 0.02
@@ -70,6 +74,7 @@ class Batch:
 
     remaining: int
     states: dict[int, str] = field(default_factory=dict)
+    not_taken: int = 0  # jobs a take-over did not get (run elsewhere, or not due yet)
     done: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -154,15 +159,19 @@ class Engine:
 
     # -- 1. load ------------------------------------------------------------------------
 
-    def submit(self, job_ids: list[int]) -> Batch:
-        """Takes leased jobs (leased to `self.owner`) through the steps; returns at once."""
+    def submit(self, job_ids: list[int], take: TakeOver | None = None) -> Batch:
+        """Takes leased jobs (leased to `self.owner`) through the steps; returns at once.
+        `take` first moves the jobs' leases to this engine in the load transaction (the
+        dramatiq actors: from the relay) and returns the ids it got."""
         batch = Batch(len(job_ids))
         if not job_ids:
             return batch
         failpoints.reach(failpoints.CLAIMED)
         with self.db.transaction() as session:
-            rows = load_batch(session, self.owner, job_ids, self.pipeline.erasure_key)
+            ids = take(session, job_ids) if take is not None else job_ids
+            rows = load_batch(session, self.owner, ids, self.pipeline.erasure_key)
             self.pipeline.published.refresh(session)  # a publish counts from the next batch
+        batch.not_taken = len(job_ids) - len(ids)
         jobs = [Job(row, batch) for row in rows]
         for missing in set(job_ids) - {j.id for j in jobs}:  # finished or taken elsewhere
             batch.finished(missing, "lost_lease")
@@ -172,10 +181,13 @@ class Engine:
         self._advance(jobs)
         return batch
 
-    def _advance(self, jobs: list[Job]) -> None:
+    def _advance(self, jobs: list[Job], answers: list[Send] | None = None) -> bool:
         """Walks jobs until each waits for a provider call or is settled, then finishes the
-        settled ones. A store outage is waited out; past one lease the jobs are let go (their
-        leases expire and a worker runs them again, the send records keep that safe)."""
+        settled ones. `answers` (provider answers these jobs were walked on from) are
+        recorded in the first transaction this opens, so an answer, the next channel's send
+        record and the job's final state commit together. A store outage is waited out;
+        past one lease the jobs are let go (their leases expire and a worker runs them
+        again, the send records keep that safe). False if `answers` were not recorded."""
         settled: list[Job] = []
         while jobs:
             sends: list[Send] = []
@@ -183,11 +195,17 @@ class Engine:
                 step = self._walk(job)
                 (settled.append(job) if step is None else sends.extend(step))
             again: list[Job] = []
-            if sends and not self._retrying(partial(self._send, sends, settled, again), "send"):
-                self._drop([s.context[0] for s in sends])
+            if sends:
+                if self._retrying(partial(self._send, sends, settled, again, answers), "send"):
+                    answers = None
+                else:
+                    self._drop([s.context[0] for s in sends])
             jobs = again
-        if settled and not self._retrying(partial(self._finish, settled), "finish"):
+        if (settled or answers) and not self._retrying(partial(self._finish, settled, answers),
+                                                       "finish"):
             self._drop(settled)
+            return answers is None
+        return True
 
     def _drop(self, jobs: list[Job]) -> None:
         """Lets jobs go without writing anything (the store is unreachable)."""
@@ -317,12 +335,15 @@ class Engine:
 
     # -- 4. send --------------------------------------------------------------------------
 
-    def _send(self, sends: list[Send], settled: list[Job], again: list[Job]) -> None:
-        """Fences and opens the send records in one transaction, then hands the calls to the
-        pool. Jobs answered without a call go to `again` (to walk on), lost ones to
-        `settled`."""
+    def _send(self, sends: list[Send], settled: list[Job], again: list[Job],
+              answers: list[Send] | None = None) -> None:
+        """Fences and opens the send records in one transaction (with `answers` recorded
+        first), then hands the calls to the pool. Jobs answered without a call go to `again`
+        (to walk on), lost ones to `settled`."""
         job_ids = [s.context[0].id for s in sends]
         with self.db.transaction() as session:  # retried whole on a store error
+            if answers:
+                record_results(session, answers, self.pipeline.erasure_key)
             held = set(session.scalars(  # the fence: only the lease owner may open a record
                 update(OutboxJob)
                 .where(OutboxJob.id.in_(job_ids), OutboxJob.lease_owner == self.owner,
@@ -392,23 +413,20 @@ class Engine:
                     group.append(self._answers.get(timeout=max(0.0, until - time.monotonic())))
                 except queue.Empty:
                     break
-            if not self._retrying(partial(self._record, group), "record"):
-                self._drop([s.context[0] for s in group])  # records stay `sending`: in doubt
-                continue
+            # The answers decide what each job does next (settle, or the next channel); then
+            # one transaction records the answers with those next steps.
             jobs = []
             for send in group:
                 job = send.context[0]
                 if not job.lost and self._collect(job, send, self._decision(send)):
                     jobs.append(job)
             try:
-                self._advance(jobs)
+                recorded = self._advance(jobs, answers=group)
             except Exception:  # a bug: let the jobs go, their leases expire
                 log.exception("engine_advance_failed")
-                self._drop(jobs)
-
-    def _record(self, group: list[Send]) -> None:
-        with self.db.transaction() as session:
-            record_results(session, group, self.pipeline.erasure_key)
+                recorded = False
+            if not recorded:  # the records stay `sending`: in doubt, never sent again
+                self._drop([s.context[0] for s in group])
 
     def _retrying(self, work: Any, what: str) -> bool:
         """Store outages (a PostgreSQL restart) are waited out, up to one lease; False when
@@ -466,22 +484,24 @@ class Engine:
                                        result.error)
         return decision
 
-    def _finish(self, jobs: list[Job]) -> None:
-        """Decisions, job states and event states of settled jobs, in one transaction."""
+    def _finish(self, jobs: list[Job], answers: list[Send] | None = None) -> None:
+        """Decisions, job states and event states of settled jobs (with `answers` recorded
+        first), in one transaction."""
         live = [j for j in jobs if not j.lost]
         states: dict[int, str] = {}
-        if live:
+        if live or answers:
             with self.db.transaction() as session:
-                states = self._write_outcomes(session, live)
+                if answers:
+                    record_results(session, answers, self.pipeline.erasure_key)
+                states = self._write_outcomes(session, live) if live else {}
         self._release_capacity(jobs, states)
 
     def _release_capacity(self, jobs: list[Job], states: dict[int, str]) -> None:
-        with self._capacity:
-            for job in jobs:
-                self._held.pop(job.id, None)
+        with self._capacity:  # a job let go twice (dropped, then its group) counts once
+            released = [job for job in jobs if self._held.pop(job.id, None) is not None]
             JOBS_HELD.set(len(self._held))
             self._capacity.notify_all()
-        for job in jobs:
+        for job in released:
             job.batch.finished(job.id, states.get(job.id, "lost_lease"))
             if states.get(job.id) == "dead":
                 self.pipeline.alert_dead_letter(job.id, job.row.event_pk)

@@ -1,6 +1,6 @@
 """Outgoing webhooks: producers' endpoints and the durable outbox of status-change messages.
 
-`record_status_change` is the ONE place a status change becomes webhook messages. It is
+`record_status_changes` is the ONE place a status change becomes webhook messages. It is
 called in the transaction that changes the status, so a message exists if and only if the
 change was committed; hub.webhook_sender delivers them (Standard Webhooks signatures).
 
@@ -77,7 +77,7 @@ def wants(endpoint: WebhookEndpoint, event_type: str) -> bool:
     return ALL in endpoint.event_types or event_type in endpoint.event_types
 
 
-def _payload(event: Event, notification: NotificationLike, event_type: str, status: str,
+def _payload(event: Any, notification: NotificationLike, event_type: str, status: str,
              extra: dict[str, Any] | None) -> dict[str, Any]:
     data: dict[str, Any] = {
         "notification_id": notification.id, "event_id": event.event_id,
@@ -93,32 +93,57 @@ def record_status_change(session: Session, tenant: str | None,
     """Queues one message per enabled endpoint of the event's (tenant, producer) whose filter
     selects this change; a status already announced for the notification is not queued
     twice. Returns how many were queued. Call it in the status change's transaction."""
-    event_type = STATUS_TYPES.get(status)
-    if event_type is None:
+    return record_status_changes(session, [StatusChange(tenant, notification, status, extra)])
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    tenant: str | None  # None: the event's own tenant
+    notification: NotificationLike
+    status: str
+    extra: dict[str, Any] | None = None
+
+
+def record_status_changes(session: Session, changes: list[StatusChange]) -> int:
+    """`record_status_change` for many changes (the engine's answers of a batch): two
+    queries for the batch when no endpoint wants them, the common case."""
+    changes = [c for c in changes if c.status in STATUS_TYPES]
+    if not changes:
         return 0
-    event = session.get(Event, notification.event_pk)
-    if event is None:
+    events = {e.id: e for e in session.execute(
+        select(Event.id, Event.tenant, Event.producer, Event.event_id)
+        .where(Event.id.in_({c.notification.event_pk for c in changes})))}
+    pairs = {(c.tenant or e.tenant, e.producer) for c in changes
+             if (e := events.get(c.notification.event_pk)) is not None}
+    endpoints: dict[tuple[str, str], list[WebhookEndpoint]] = {}
+    if pairs:
+        for endpoint in session.scalars(select(WebhookEndpoint).where(
+                WebhookEndpoint.tenant.in_({t for t, _ in pairs}),
+                WebhookEndpoint.producer.in_({p for _, p in pairs}),
+                WebhookEndpoint.enabled.is_(True), WebhookEndpoint.deleted_at.is_(None))):
+            endpoints.setdefault((endpoint.tenant, endpoint.producer), []).append(endpoint)
+    if not endpoints:
         return 0
-    endpoints = session.scalars(select(WebhookEndpoint).where(
-        WebhookEndpoint.tenant == (tenant or event.tenant),
-        WebhookEndpoint.producer == event.producer, WebhookEndpoint.enabled.is_(True),
-        WebhookEndpoint.deleted_at.is_(None)))
-    order_key = f"notification:{notification.id}"
     queued = 0
-    for endpoint in endpoints:
-        if not wants(endpoint, event_type) or _announced(session, endpoint.id, order_key,
-                                                         event_type):
+    for change in changes:
+        event, notification = events.get(change.notification.event_pk), change.notification
+        if event is None:
             continue
-        session.add(WebhookDelivery(
-            msg_id=new_id("msg"), endpoint_id=endpoint.id, order_key=order_key,
-            event_type=event_type, payload=_payload(event, notification, event_type, status,
-                                                    extra),
-            state="pending", attempts=0, next_attempt_at=utcnow(), log=[]))
-        queued += 1
+        event_type = STATUS_TYPES[change.status]
+        order_key = f"notification:{notification.id}"
+        for endpoint in endpoints.get((change.tenant or event.tenant, event.producer), []):
+            if not wants(endpoint, event_type) or _announced(session, endpoint.id, order_key,
+                                                             event_type):
+                continue
+            session.add(WebhookDelivery(
+                msg_id=new_id("msg"), endpoint_id=endpoint.id, order_key=order_key,
+                event_type=event_type, payload=_payload(event, notification, event_type,
+                                                        change.status, change.extra),
+                state="pending", attempts=0, next_attempt_at=utcnow(), log=[]))
+            queued += 1
+            log.info("webhook_queued", event_type=event_type, notification_id=notification.id)
     if queued:
         session.flush()
-        log.info("webhook_queued", event_type=event_type, notification_id=notification.id,
-                 endpoints=queued)
     return queued
 
 

@@ -358,3 +358,32 @@ def test_the_rate_limiter_hook_is_asked_before_each_call(runtime: HubRuntime) ->
     _run_until_idle(worker)
     assert limiter.acquired == ["scripted", "scripted"]
     assert limiter.penalized == [("scripted", 0.05)]
+
+
+def test_a_sent_job_costs_claim_load_send_and_one_record_transaction(
+    runtime: HubRuntime,
+) -> None:
+    """The provider's answer, the decisions and the job's final state commit together: a
+    job sent on its first channel takes four write transactions in all (claim, load, send
+    record, answer + outcome), whatever else the batch holds."""
+    from sqlalchemy import event as sa_event
+
+    sms = ScriptedAdapter()
+    worker = _with(runtime, sms=sms)
+    _post(runtime, customer={"id": "c-1", "phone": "+48512345678"})
+    commits: list[object] = []
+
+    def count(conn: object) -> None:
+        commits.append(conn)
+
+    sa_event.listen(runtime.db.engine, "commit", count)
+    try:
+        assert worker.run_once() == 1
+    finally:
+        sa_event.remove(runtime.db.engine, "commit", count)
+    assert len(sms.sent) == 1 and _decisions(runtime)[-3:] == [
+        ("sms", "sent", "sent"), ("email", "skipped", "no_address"),
+        ("push", "skipped", "no_address")]
+    with runtime.db.sessions() as s:
+        assert s.scalars(select(OutboxJob.state)).one() == "done"
+    assert len(commits) == 4
