@@ -66,29 +66,39 @@ def _ensure(session: Session, rows: Iterable[tuple[str, int]]) -> None:
 
 def note_parcels(session: Session, seen: list[ParcelSeen], now: datetime | None = None) -> None:
     """Records the parcels of a loaded batch (idempotent: a retried job changes nothing)
-    and recounts their customers."""
+    and recounts the customers whose parcels changed. Most events are about a parcel already
+    known with its delivery method: those cost one query and no write."""
     if not seen:
         return
     now = now or utcnow()
     first: dict[tuple[int, str], ParcelSeen] = {}
     for s in sorted(seen, key=lambda s: s.seen_at):  # one row per parcel, its first event
         first.setdefault((s.customer_pk, s.tracking_number), s)
+    known = {(r.customer_pk, r.tracking_number): r.delivery_method for r in session.execute(
+        select(PARCELS.c.customer_pk, PARCELS.c.tracking_number, PARCELS.c.delivery_method)
+        .where(PARCELS.c.customer_pk.in_({pk for pk, _ in first}),
+               PARCELS.c.tracking_number.in_({t for _, t in first})))}
+    new = [s for key, s in sorted(first.items()) if key not in known]
     insert_ignoring(session, CustomerParcel, [
         {"customer_pk": s.customer_pk, "tenant": s.tenant, "tracking_number": s.tracking_number,
          "first_seen_at": min(s.seen_at, now), "delivery_method": s.delivery_method}
-        for _, s in sorted(first.items())], ["customer_pk", "tracking_number"])
+        for s in new], ["customer_pk", "tracking_number"])
     # a later event's method wins (a redirect to a pickup point); one statement for the batch,
     # rows in key order so that two workers lock them in the same order
     methods = {(s.customer_pk, s.tracking_number): s.delivery_method
                for s in sorted(seen, key=lambda s: s.seen_at) if s.delivery_method is not None}
-    if methods:
+    inserted = {(s.customer_pk, s.tracking_number): s.delivery_method for s in new}
+    changed = {key: m for key, m in methods.items()
+               if (known[key] if key in known else inserted[key]) != m}
+    if changed:
         session.connection().execute(
             update(PARCELS).where(PARCELS.c.customer_pk == bindparam("b_pk"),
                                   PARCELS.c.tracking_number == bindparam("b_tracking"))
             .values(delivery_method=bindparam("b_method")),
-            [{"b_pk": pk, "b_tracking": t, "b_method": m} for (pk, t), m in sorted(methods.items())])
-    _ensure(session, ((s.tenant, s.customer_pk) for s in seen))
-    recount(session, {s.customer_pk for s in seen}, now)
+            [{"b_pk": pk, "b_tracking": t, "b_method": m} for (pk, t), m in sorted(changed.items())])
+    touched = {s.customer_pk for s in new} | {pk for pk, _ in changed}
+    _ensure(session, ((s.tenant, s.customer_pk) for s in seen if s.customer_pk in touched))
+    recount(session, touched, now)
 
 
 def recount(session: Session, customer_pks: set[int], now: datetime | None = None) -> None:

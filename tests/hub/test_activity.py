@@ -116,6 +116,38 @@ def test_the_periodic_refresh_slides_windows_and_recency(runtime: HubRuntime) ->
         assert activity.refresh_due(session, since=ten_days_on, now=ten_days_on) == 0
 
 
+def test_a_known_parcel_costs_one_query_and_a_method_change_is_still_counted(
+        runtime: HubRuntime) -> None:
+    from sqlalchemy import event as sa_event
+
+    with runtime.db.transaction() as session:
+        customer = Customer(tenant="default", external_id="c-1", preferences={})
+        session.add(customer)
+        session.flush()
+        pk = customer.id
+        activity.note_parcels(session, [activity.ParcelSeen(
+            pk, "default", "PL1", NOW - timedelta(days=1), "courier")])
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement.split()[0].upper())
+
+    sa_event.listen(runtime.db.engine, "before_cursor_execute", seen)
+    try:
+        with runtime.db.transaction() as session:  # a later event, same parcel and method
+            activity.note_parcels(session, [activity.ParcelSeen(
+                pk, "default", "PL1", NOW, "courier")])
+        assert [s for s in statements if s != "BEGIN"] == ["SELECT"]
+        with runtime.db.transaction() as session:  # redirected to a pickup point
+            activity.note_parcels(session, [activity.ParcelSeen(
+                pk, "default", "PL1", NOW, "pickup_point")])
+    finally:
+        sa_event.remove(runtime.db.engine, "before_cursor_execute", seen)
+    with runtime.db.sessions() as session:
+        row = session.scalars(select(CustomerActivity)).one()
+        assert (row.parcels_30d, row.last_delivery_method) == (1, "pickup_point")
+
+
 def test_rfm_monetary_follows_the_conversion_total(runtime: HubRuntime) -> None:
     with runtime.db.transaction() as session:
         customer = Customer(tenant="default", external_id="c-1", preferences={})
