@@ -29,7 +29,8 @@ def _sms(settings: Settings, classes: dict[str, Any]) -> ChannelAdapter | None:
     from channels.twilio_sms import make_client
 
     client = make_client(settings.twilio_account_sid, _secret(settings.twilio_auth_token),
-                         settings.twilio_api_base_url, settings.provider_timeout_seconds)
+                         settings.twilio_api_base_url, settings.provider_timeout_seconds,
+                         settings.send_concurrency)
     callback = settings.public_base_url.rstrip("/") + STATUS_CALLBACK_PATH
     adapter: ChannelAdapter = classes["twilio"](client, settings.twilio_from or "", callback)
     return adapter
