@@ -213,6 +213,19 @@ def running_hub(top: Topology, provider: Provider, policy: str, customers: int =
                 proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        _drop_pg_schema(top.database_url)
+
+
+def _drop_pg_schema(url: str) -> None:
+    """Drops the schema `_pg_schema` made for a run (each run's tables are its own)."""
+    if "search_path%3D" not in url:
+        return
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(PG)
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {url.rsplit('%3D', 1)[1]} CASCADE"))
+    admin.dispose()
 
 
 def _fill_customers(url: str, count: int, marketing: bool = False) -> None:
