@@ -199,7 +199,7 @@ def running_hub(top: Topology, provider: Provider, policy: str, customers: int =
     workers = []
     if top.worker_processes:
         for _ in range(top.worker_processes):
-            workers.append(subprocess.Popen([*hub, "worker", "--threads", "4"], env=env))
+            workers.append(subprocess.Popen([*hub, "worker"], env=env))
     procs += workers
     base = f"http://127.0.0.1:{port}"
     try:

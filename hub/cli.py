@@ -79,7 +79,7 @@ def worker_cmd(
     processes: Annotated[int, typer.Option(help="Worker processes")] = 1,
     threads: Annotated[int, typer.Option(
         help="dramatiq consumer threads per process (messages that arrive while one is "
-             "being loaded are loaded together)")] = 4,
+             "being loaded are loaded together)")] = 16,
     metrics_port: Annotated[int | None, typer.Option(
         help="Serve Prometheus /metrics on this port (all processes of this command)")] = None,
 ) -> None:
