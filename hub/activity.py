@@ -114,29 +114,37 @@ def recount(session: Session, customer_pks: set[int], now: datetime | None = Non
             days=days)).scalar_subquery())
 
     which = ACTIVITY.c.customer_pk.in_(sorted(customer_pks))
+    counters: dict[str, Any] = {f"parcels_{d}d": parcels_since(d) for d in WINDOWS}
+    counters["last_parcel_at"] = (select(func.max(PARCELS.c.first_seen_at)).where(mine)
+                                  .scalar_subquery())
+    # one statement: the scores are computed from the same expressions as the counters
     session.execute(update(ACTIVITY).where(which).values(
-        **{f"parcels_{d}d": parcels_since(d) for d in WINDOWS},
-        last_parcel_at=select(func.max(PARCELS.c.first_seen_at)).where(mine).scalar_subquery(),
+        **counters,
         last_delivery_method=select(PARCELS.c.delivery_method)
         .where(mine, PARCELS.c.delivery_method.is_not(None))
         .order_by(PARCELS.c.first_seen_at.desc()).limit(1).scalar_subquery(),
-        counted_at=now, updated_at=now))
-    _score(session, which, now)
+        counted_at=now, updated_at=now,
+        **_rfm(counters["last_parcel_at"], counters["parcels_365d"],
+               ACTIVITY.c.conversions_value, now)))
+
+
+def _rfm(last: Any, parcels_365d: Any, value: Any, now: datetime) -> dict[str, Any]:
+    """The RFM score columns, from expressions for the last parcel, the parcels of the last
+    365 days and the conversions' value."""
+    recency = case(*((last >= now - timedelta(days=d), 5 - i)
+                     for i, d in enumerate(RECENCY_DAYS)), else_=1)
+    frequency = case(*((parcels_365d >= n, 5 - i)
+                       for i, n in enumerate(FREQUENCY_PARCELS)), else_=1)
+    monetary = case(*((value >= v, 5 - i) for i, v in enumerate(MONETARY_VALUE)), else_=1)
+    return {"rfm_recency": recency, "rfm_frequency": frequency, "rfm_monetary": monetary,
+            "rfm": func.cast(recency, String) + func.cast(frequency, String)
+            + func.cast(monetary, String)}
 
 
 def _score(session: Session, which: ColumnElement[bool], now: datetime) -> None:
     """Sets the RFM scores of the selected rows from their stored counters."""
-    last = ACTIVITY.c.last_parcel_at
-    recency = case(*((last >= now - timedelta(days=d), 5 - i)
-                     for i, d in enumerate(RECENCY_DAYS)), else_=1)
-    frequency = case(*((ACTIVITY.c.parcels_365d >= n, 5 - i)
-                       for i, n in enumerate(FREQUENCY_PARCELS)), else_=1)
-    monetary = case(*((ACTIVITY.c.conversions_value >= v, 5 - i)
-                      for i, v in enumerate(MONETARY_VALUE)), else_=1)
-    session.execute(update(ACTIVITY).where(which).values(
-        rfm_recency=recency, rfm_frequency=frequency, rfm_monetary=monetary,
-        rfm=func.cast(recency, String) + func.cast(frequency, String)
-        + func.cast(monetary, String)))
+    session.execute(update(ACTIVITY).where(which).values(**_rfm(
+        ACTIVITY.c.last_parcel_at, ACTIVITY.c.parcels_365d, ACTIVITY.c.conversions_value, now)))
 
 
 def refresh_due(session: Session, since: datetime, now: datetime | None = None) -> int:

@@ -74,13 +74,13 @@ class JobRow:
 def load_batch(session: Session, owner: str, job_ids: list[int], erasure_key: str
                ) -> list[JobRow]:
     """Jobs `owner` still holds, with everything the resolver, limiter and renderer need."""
-    jobs = session.execute(
-        select(OUTBOX.c.id, OUTBOX.c.event_pk, OUTBOX.c.attempts, OUTBOX.c.created_at)
+    jobs = session.execute(  # each job with its event, in one query
+        select(OUTBOX.c.id, OUTBOX.c.event_pk, OUTBOX.c.attempts, OUTBOX.c.created_at,
+               EVENTS.c.tenant, EVENTS.c.occurred_at, EVENTS.c.payload)
+        .join(EVENTS, EVENTS.c.id == OUTBOX.c.event_pk)
         .where(OUTBOX.c.id.in_(job_ids), OUTBOX.c.state == "pending", OUTBOX.c.lease_owner == owner)
         .order_by(OUTBOX.c.id)).all()
-    events = {e.id: e for e in session.execute(
-        select(EVENTS.c.id, EVENTS.c.tenant, EVENTS.c.occurred_at, EVENTS.c.payload)
-        .where(EVENTS.c.id.in_([j.event_pk for j in jobs])))}
+    events = {j.event_pk: j for j in jobs}
     payloads = {pk: e.payload for pk, e in events.items()}
     refs = [Inline(e.tenant, e.payload["customer"], e.occurred_at)
             for e in events.values() if e.payload is not None]
@@ -155,11 +155,13 @@ def load_customers(session: Session, refs: list[Inline], erasure_key: str
     missing = [k for k in ids if k not in found and k not in erased]
     if missing:  # one INSERT for all new customers; a concurrent creation is simply kept
         dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        session.execute(dialect_insert(Customer).on_conflict_do_nothing(
-            index_elements=["tenant", "external_id"]),
-            [{"tenant": t, "external_id": i, "preferences": {}} for t, i in missing])
         found |= {(c.tenant, c.external_id): c for c in session.scalars(
-            select(Customer).where(tuple_(Customer.tenant, Customer.external_id).in_(missing)))}
+            dialect_insert(Customer).on_conflict_do_nothing(
+                index_elements=["tenant", "external_id"]).returning(Customer),
+            [{"tenant": t, "external_id": i, "preferences": {}} for t, i in missing])}
+        if raced := [k for k in missing if k not in found]:  # created meanwhile elsewhere
+            found |= {(c.tenant, c.external_id): c for c in session.scalars(
+                select(Customer).where(tuple_(Customer.tenant, Customer.external_id).in_(raced)))}
     out: dict[tuple[str, str], Customer | None] = dict.fromkeys(erased)
     now = utcnow()
     for r in sorted(refs, key=lambda r: r.occurred_at):
