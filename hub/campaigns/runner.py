@@ -104,7 +104,7 @@ class Pass:
                 assigned = 0 if campaign.materialised else self._assign(campaign, members)
                 queued = self._queue(campaign)
                 if not assigned and not queued:
-                    self._complete_if_done(campaign)
+                    self._complete_if_done()
                     break
         self._hand_back()
         return self.queued
@@ -139,10 +139,14 @@ class Pass:
                                                    Campaign.lease_owner == self.owner)
                             .values(lease_owner=None, lease_until=None))
 
-    def _complete_if_done(self, campaign: Campaign) -> None:
-        if not campaign.materialised:
-            return
+    def _complete_if_done(self) -> None:
+        """Completes the campaign once every member is assigned and none waits. Read in the
+        transaction, not from the iteration's copy: the `_assign` that found the audience
+        exhausted has just set `materialised`, and a pass that saw it stale returned with
+        the campaign still running and nothing queued, as if idle."""
         with self.db.transaction() as session:
+            if not session.scalar(select(Campaign.materialised).where(Campaign.id == self.id)):
+                return
             waiting = session.scalar(select(func.count()).select_from(CampaignRecipient).where(
                 CampaignRecipient.campaign_id == self.id, CampaignRecipient.state == "assigned"))
             if not waiting:

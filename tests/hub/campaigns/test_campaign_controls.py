@@ -105,3 +105,14 @@ def test_local_time_waits_for_each_customers_morning(
     clock.now = at
     loop.run_once()
     assert _queued(runtime) == 50 and client.get(path).json()["state"] == "completed"
+
+
+def test_a_pass_that_exhausts_the_audience_completes_the_campaign(
+        runtime: HubRuntime, client: TestClient) -> None:
+    """One pass assigns and queues everyone, finds the audience exhausted and completes: a
+    pass that returns nothing queued never leaves the campaign running with nothing left."""
+    path = _started(client, runtime)
+    loop = CampaignLoop(runtime.db)
+    assert loop.run_once() == 50
+    assert client.get(path).json()["state"] == "completed"
+    assert loop.run_once() == 0
