@@ -73,8 +73,9 @@ class Batch:
     """Jobs submitted together; `wait()` returns when each is finished or lost."""
 
     remaining: int
-    states: dict[int, str] = field(default_factory=dict)
+    size: int = 0  # jobs this engine got (claimed or taken over)
     not_taken: int = 0  # jobs a take-over did not get (run elsewhere, or not due yet)
+    states: dict[int, str] = field(default_factory=dict)
     done: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -163,17 +164,29 @@ class Engine:
         """Takes leased jobs (leased to `self.owner`) through the steps; returns at once.
         `take` first moves the jobs' leases to this engine in the load transaction (the
         dramatiq actors: from the relay) and returns the ids it got."""
-        batch = Batch(len(job_ids))
         if not job_ids:
-            return batch
+            return Batch(0)
         failpoints.reach(failpoints.CLAIMED)
+        return self._load(lambda session: take(session, job_ids) if take else job_ids, job_ids)
+
+    def claim_and_submit(self, claim: Callable[[Session], list[int]]) -> Batch:
+        """`submit` for jobs that `claim` leases to `self.owner` in the load transaction
+        (the embedded worker): the claim and the load commit once."""
+        return self._load(claim)
+
+    def _load(self, ids_in: Callable[[Session], list[int]], asked: list[int] | None = None
+              ) -> Batch:
         with self.db.transaction() as session:
-            ids = take(session, job_ids) if take is not None else job_ids
-            rows = load_batch(session, self.owner, ids, self.pipeline.erasure_key)
-            self.pipeline.published.refresh(session)  # a publish counts from the next batch
-        batch.not_taken = len(job_ids) - len(ids)
+            ids = ids_in(session)
+            if asked is None and ids:
+                failpoints.reach(failpoints.CLAIMED)  # dies with the claim uncommitted
+            rows = load_batch(session, self.owner, ids, self.pipeline.erasure_key) if ids else []
+            if ids:
+                self.pipeline.published.refresh(session)  # a publish counts from the next batch
+        asked = ids if asked is None else asked
+        batch = Batch(len(asked), size=len(ids), not_taken=len(asked) - len(ids))
         jobs = [Job(row, batch) for row in rows]
-        for missing in set(job_ids) - {j.id for j in jobs}:  # finished or taken elsewhere
+        for missing in set(asked) - {j.id for j in jobs}:  # finished or taken elsewhere
             batch.finished(missing, "lost_lease")
         with self._capacity:
             self._held.update((job.id, job) for job in jobs)

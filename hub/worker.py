@@ -9,10 +9,11 @@ import threading
 from datetime import timedelta
 
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
 
 from hub.alerts import OpsAlerts
 from hub.db import Database, utcnow
-from hub.engine import Engine
+from hub.engine import Batch, Engine
 from hub.gdpr import DailyPurge
 from hub.lanes import LANE_ORDER, Lane, shares
 from hub.logs import get_logger
@@ -22,7 +23,8 @@ from hub.outcomes import backoff
 from hub.pipeline import Pipeline
 from hub.settings import Settings
 
-__all__ = ["Worker", "backoff", "claim", "claim_by_lane", "refresh_queue_metrics", "release"]
+__all__ = ["Worker", "backoff", "claim", "claim_by_lane", "claim_in", "refresh_queue_metrics",
+           "release"]
 log = get_logger("worker")
 
 
@@ -38,35 +40,42 @@ def claim(db: Database, owner: str, limit: int, lease_seconds: float,
 def claim_by_lane(db: Database, owner: str, limit: int, lease_seconds: float,
                   count_attempt: bool = True) -> dict[Lane, list[int]]:
     """`claim`, with the ids grouped by lane (the relay publishes each lane to its queue)."""
+    with db.transaction() as session:
+        return claim_in(session, owner, limit, lease_seconds, count_attempt)
+
+
+def claim_in(session: Session, owner: str, limit: int, lease_seconds: float,
+             count_attempt: bool = True) -> dict[Lane, list[int]]:
+    """`claim_by_lane` in the caller's transaction (the embedded worker claims in the
+    engine's load transaction: one commit for both)."""
     now = utcnow()
     free = or_(OutboxJob.lease_until.is_(None), OutboxJob.lease_until < now)
-    with db.transaction() as session:
-        ready: dict[Lane, list[int]] = {}
-        for lane in LANE_ORDER:
-            query = (select(OutboxJob.id)
-                     .where(OutboxJob.state == "pending", OutboxJob.lane == lane,
-                            OutboxJob.not_before <= now, free)
-                     .order_by(OutboxJob.not_before, OutboxJob.id).limit(limit))
-            if db.dialect == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            ready[lane] = list(session.scalars(query))
-        ids = shares(limit, ready)
-        if not ids:
-            return {}
-        values = {"lease_owner": owner, "lease_until": now + timedelta(seconds=lease_seconds)}
-        if count_attempt:
-            values["attempts"] = OutboxJob.attempts + 1
-        # The WHERE is re-checked on the row itself, so a concurrent claimer that got there
-        # first makes this UPDATE skip the row (PostgreSQL re-evaluates; SQLite serialises).
-        claimed = set(session.scalars(
-            update(OutboxJob)
-            .where(OutboxJob.id.in_(ids), OutboxJob.state == "pending", free)
-            .values(**values)
-            .returning(OutboxJob.id)
-        ))
-        picked = set(ids)
-        return {lane: [i for i in ready[lane] if i in picked and i in claimed]
-                for lane in LANE_ORDER}
+    ready: dict[Lane, list[int]] = {}
+    for lane in LANE_ORDER:
+        query = (select(OutboxJob.id)
+                 .where(OutboxJob.state == "pending", OutboxJob.lane == lane,
+                        OutboxJob.not_before <= now, free)
+                 .order_by(OutboxJob.not_before, OutboxJob.id).limit(limit))
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        ready[lane] = list(session.scalars(query))
+    ids = shares(limit, ready)
+    if not ids:
+        return {}
+    values = {"lease_owner": owner, "lease_until": now + timedelta(seconds=lease_seconds)}
+    if count_attempt:
+        values["attempts"] = OutboxJob.attempts + 1
+    # The WHERE is re-checked on the row itself, so a concurrent claimer that got there
+    # first makes this UPDATE skip the row (PostgreSQL re-evaluates; SQLite serialises).
+    claimed = set(session.scalars(
+        update(OutboxJob)
+        .where(OutboxJob.id.in_(ids), OutboxJob.state == "pending", free)
+        .values(**values)
+        .returning(OutboxJob.id)
+    ))
+    picked = set(ids)
+    return {lane: [i for i in ready[lane] if i in picked and i in claimed]
+            for lane in LANE_ORDER}
 
 
 def release(db: Database, owner: str, job_ids: list[int]) -> None:
@@ -134,15 +143,19 @@ class Worker:
             self._engine = Engine(self.db, self.pipeline, self.settings, self.name)
         return self._engine
 
-    def _claim(self, limit: int) -> list[int]:
-        return claim(self.db, self.name, limit, self.settings.worker_lease_seconds)
+    def _claim_and_submit(self, limit: int) -> Batch:
+        """Claims up to `limit` jobs, urgent lane first, in the engine's load transaction."""
+        def claimer(session: Session) -> list[int]:
+            by_lane = claim_in(session, self.name, limit, self.settings.worker_lease_seconds)
+            return [i for lane in LANE_ORDER for i in by_lane.get(lane, [])]
+
+        return self.engine.claim_and_submit(claimer)
 
     def run_once(self) -> int:
         """Claims one batch and waits until it is finished; returns how many jobs it ran."""
-        ids = self._claim(min(self.settings.worker_batch, self.engine.free()))
-        batch = self.engine.submit(ids)
+        batch = self._claim_and_submit(min(self.settings.worker_batch, self.engine.free()))
         batch.wait(timeout=max(60.0, 3 * self.settings.provider_timeout_seconds))
-        return len(ids)
+        return batch.size
 
     def drain(self, timeout: float = 30.0) -> None:
         """Runs until no job is ready (tests and the demo)."""
@@ -162,12 +175,11 @@ class Worker:
             if free < 1:
                 continue
             try:
-                ids = self._claim(min(self.settings.worker_batch, free))
-                engine.submit(ids)
+                claimed = self._claim_and_submit(min(self.settings.worker_batch, free)).size
             except Exception:
                 log.exception("worker_loop_error")
-                ids = []
-            if not ids:
+                claimed = 0
+            if not claimed:
                 self._wake.wait(self.settings.worker_poll_seconds)
                 self._wake.clear()
         engine.close()  # the calls in hand finish and are recorded

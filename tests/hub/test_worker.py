@@ -360,12 +360,12 @@ def test_the_rate_limiter_hook_is_asked_before_each_call(runtime: HubRuntime) ->
     assert limiter.penalized == [("scripted", 0.05)]
 
 
-def test_a_sent_job_costs_claim_load_send_and_one_record_transaction(
+def test_a_sent_job_costs_claim_and_load_send_and_one_record_transaction(
     runtime: HubRuntime,
 ) -> None:
-    """The provider's answer, the decisions and the job's final state commit together: a
-    job sent on its first channel takes four write transactions in all (claim, load, send
-    record, answer + outcome), whatever else the batch holds."""
+    """The claim commits with the load, and the provider's answer with the decisions and
+    the job's final state: a job sent on its first channel takes three write transactions
+    in all (claim + load, send record, answer + outcome), whatever else the batch holds."""
     from sqlalchemy import event as sa_event
 
     sms = ScriptedAdapter()
@@ -386,4 +386,4 @@ def test_a_sent_job_costs_claim_load_send_and_one_record_transaction(
         ("push", "skipped", "no_address")]
     with runtime.db.sessions() as s:
         assert s.scalars(select(OutboxJob.state)).one() == "done"
-    assert len(commits) == 4
+    assert len(commits) == 3
