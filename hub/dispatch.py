@@ -16,6 +16,7 @@ import os
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
@@ -144,6 +145,7 @@ class Dispatcher:
         lease = min(RELAY_LEASE_SECONDS, self.settings.worker_lease_seconds)
         leadership = Leadership(self.db, "outbox-relay", self.relay_name, lease,
                                 standby_seconds=min(1.0, lease))
+        failing_since: float | None = None
         while not self._stop.is_set():
             daily_purge.run_if_due()
             if not leadership.held():
@@ -151,9 +153,18 @@ class Dispatcher:
                 continue
             try:
                 published = self.relay_once()
+                if published:  # a pass with nothing to publish says nothing of the broker
+                    failing_since = None
             except Exception:
                 log.exception("relay_error")  # broker or store down: try again shortly
                 published = 0
+                failing_since = failing_since or time.monotonic()
+                if time.monotonic() - failing_since >= lease:
+                    # Failing for a whole lease (this host cannot reach the broker, say):
+                    # renewing the lease would keep every healthy process from relaying.
+                    log.warning("relay_stepping_down", relay=self.relay_name)
+                    leadership.step_down(3 * lease)
+                    failing_since = None
             if not published:
                 self._stop.wait(self.settings.worker_poll_seconds)
         leadership.release()

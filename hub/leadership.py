@@ -67,6 +67,12 @@ class Leadership:
                 .returning(SingletonLease.name)).first()
         return won is not None
 
+    def step_down(self, seconds: float) -> None:
+        """Hands the lease back and stays out of the race for `seconds`: a holder that
+        cannot do the work (its broker unreachable from here) lets a healthy process lead."""
+        self.release()
+        self._next_look = self.clock() + seconds
+
     def release(self) -> None:
         """Hands the lease back (graceful stop), so another process takes over at once."""
         self._held, self._next_look = False, 0.0

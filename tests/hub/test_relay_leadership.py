@@ -4,8 +4,10 @@ lease is taken once it expired. Leadership only saves work: jobs stay leased one
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
+from typing import Any
 
 from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import select
@@ -81,6 +83,64 @@ def test_only_the_leading_relay_publishes_and_a_stopped_one_hands_over(
     finally:
         first.stop()
         second.stop()
+        for t in threads:
+            t.join(timeout=10)
+        runtime.db.dispose()
+
+
+def test_stepping_down_lets_another_lead_for_a_while(database_url: str, tmp_path: Path) -> None:
+    db = make_runtime(database_url, tmp_path).db
+    now = [0.0]
+    a = Leadership(db, "outbox-relay", "a", lease_seconds=30, standby_seconds=0,
+                   clock=lambda: now[0])
+    b = Leadership(db, "outbox-relay", "b", lease_seconds=30, standby_seconds=0)
+    assert a.held()
+    a.step_down(5)
+    assert b.held()
+    now[0] = 4.9
+    assert not a.held()  # stays out: does not even look
+    b.release()
+    assert not a.held()
+    now[0] = 5.0
+    assert a.held()  # back in the race
+
+
+class UnreachableBroker(StubBroker):
+    """A broker this process cannot reach: every publish fails, as a RabbitMQ connection
+    refused or reset would."""
+
+    def enqueue(self, message: Any, *, delay: int | None = None) -> Any:
+        raise ConnectionError("broker unreachable from this host")
+
+
+def test_a_leader_that_cannot_publish_hands_over(database_url: str, tmp_path: Path) -> None:
+    """The leading relay's broker is unreachable (a partition on its host): it steps down
+    after one lease of failures and the healthy standby publishes every job."""
+    runtime = make_runtime(database_url, tmp_path, worker_poll_seconds=0.02,
+                           worker_lease_seconds=1.0)
+    cut_off = Dispatcher(runtime.db, runtime.pipeline, runtime.settings, UnreachableBroker())
+    healthy_broker = StubBroker()
+    healthy = Dispatcher(runtime.db, runtime.pipeline, runtime.settings, healthy_broker)
+    threads = [cut_off.start_relay()]
+    time.sleep(0.3)  # the cut-off one leads
+    threads.append(healthy.start_relay())
+    try:
+        accept(runtime.db, "p", [EventIn.model_validate(event(f"evt-{i}", customer={
+            "id": f"c-{i}", "phone": f"+4851234{i:04d}"})) for i in range(5)])
+        deadline = time.monotonic() + 15
+        published: list[int] = []
+        while time.monotonic() < deadline and len(published) < 5:
+            published = sorted(i for name in healthy_broker.queues
+                               for m in list(healthy_broker.queues[name].queue)
+                               for i in json.loads(m)["args"][0])
+            time.sleep(0.05)
+        assert published == [1, 2, 3, 4, 5]
+        with runtime.db.sessions() as s:
+            owners = set(s.scalars(select(OutboxJob.lease_owner)))
+        assert owners == {healthy.relay_name}
+    finally:
+        for d in (cut_off, healthy):
+            d.stop()
         for t in threads:
             t.join(timeout=10)
         runtime.db.dispose()
