@@ -23,8 +23,8 @@ from hub.outcomes import backoff
 from hub.pipeline import Pipeline
 from hub.settings import Settings
 
-__all__ = ["Worker", "backoff", "claim", "claim_by_lane", "claim_in", "refresh_queue_metrics",
-           "release"]
+__all__ = ["Worker", "backoff", "claim", "claim_by_lane", "claim_in", "in_lane_order",
+           "refresh_queue_metrics", "release"]
 log = get_logger("worker")
 
 
@@ -33,8 +33,12 @@ def claim(db: Database, owner: str, limit: int, lease_seconds: float,
     """Leases up to `limit` ready jobs to `owner`, urgent lane first with a fair share for
     the others; no two live workers ever hold the same job. `count_attempt=False` for the
     relay, which only publishes: an attempt is counted when a job really runs."""
-    by_lane = claim_by_lane(db, owner, limit, lease_seconds, count_attempt)
-    return [i for lane in LANE_ORDER for i in by_lane.get(lane, [])]  # urgent work first
+    return in_lane_order(claim_by_lane(db, owner, limit, lease_seconds, count_attempt))
+
+
+def in_lane_order(by_lane: dict[Lane, list[int]]) -> list[int]:
+    """Claimed ids with urgent work first."""
+    return [i for lane in LANE_ORDER for i in by_lane.get(lane, [])]
 
 
 def claim_by_lane(db: Database, owner: str, limit: int, lease_seconds: float,
@@ -145,11 +149,8 @@ class Worker:
 
     def _claim_and_submit(self, limit: int) -> Batch:
         """Claims up to `limit` jobs, urgent lane first, in the engine's load transaction."""
-        def claimer(session: Session) -> list[int]:
-            by_lane = claim_in(session, self.name, limit, self.settings.worker_lease_seconds)
-            return [i for lane in LANE_ORDER for i in by_lane.get(lane, [])]
-
-        return self.engine.claim_and_submit(claimer)
+        return self.engine.claim_and_submit(lambda session: in_lane_order(
+            claim_in(session, self.name, limit, self.settings.worker_lease_seconds)))
 
     def run_once(self) -> int:
         """Claims one batch and waits until it is finished; returns how many jobs it ran."""
