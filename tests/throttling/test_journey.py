@@ -37,6 +37,10 @@ hold = "{hold}"
 """
 
 
+# Long enough that posting and draining finish inside it on a loaded CI machine (1 s was not).
+HOLD = timedelta(seconds=5)
+
+
 def start(database_url: str, tmp_path: Path, hold: str = "0s", **over: Any) -> HubRuntime:
     policy = tmp_path / "policy.toml"
     policy.write_text(DAYTIME_POLICY.format(hold=hold), "utf-8")
@@ -125,7 +129,7 @@ def test_a_failed_send_gives_the_status_back_for_the_fallback(
 
 
 def test_held_status_superseded_while_waiting(database_url: str, tmp_path: Path) -> None:
-    rt = start(database_url, tmp_path, hold="2s")
+    rt = start(database_url, tmp_path, hold=f"{HOLD.seconds}s")
     now = datetime.now(UTC)
     try:
         with client_for(rt) as client:
@@ -134,7 +138,7 @@ def test_held_status_superseded_while_waiting(database_url: str, tmp_path: Path)
             assert decisions(client, "evt-transit")[0] == ("sms", "deferred", "collapse_hold")
             with rt.db.sessions() as session:
                 not_before = session.scalars(select(OutboxJob.not_before)).one()
-            assert abs((not_before - (now + timedelta(seconds=2))).total_seconds()) < 0.01
+            assert abs((not_before - (now + HOLD)).total_seconds()) < 0.01
             post(client, "evt-out", "parcel.out_for_delivery", occurred_at=now.isoformat())
             drain(rt)
             assert decisions(client, "evt-out")[0] == ("sms", "sent", "sent")
@@ -187,7 +191,7 @@ def test_daily_digest_holds_and_releases_one_message(database_url: str, tmp_path
 
 
 def test_released_message_is_resolved_again(database_url: str, tmp_path: Path) -> None:
-    rt = start(database_url, tmp_path, hold="1s")
+    rt = start(database_url, tmp_path, hold=f"{HOLD.seconds}s")
     now = datetime.now(UTC)
     try:
         with client_for(rt) as client:
@@ -197,8 +201,7 @@ def test_released_message_is_resolved_again(database_url: str, tmp_path: Path) -
             with rt.db.transaction() as session:  # meanwhile the customer prefers e-mail
                 session.execute(update(Customer).values(
                     preferences={"channels": {"transactional": ["email"]}}))
-            time.sleep(max(0.0, (now + timedelta(seconds=1.1) - datetime.now(UTC))
-                           .total_seconds()))
+            time.sleep(max(0.0, (now + HOLD - datetime.now(UTC)).total_seconds()) + 0.1)
             drain(rt)
             assert decisions(client, "evt-transit")[0] == ("email", "sent", "sent")
             assert ("sms", "skipped", "opted_out_channel") in decisions(client, "evt-transit")
