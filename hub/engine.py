@@ -32,6 +32,7 @@ from functools import partial
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from channels.ratelimit import ProviderRateLimiter
@@ -66,6 +67,8 @@ TakeOver = Callable[[Session, list[int]], list[int]]
 DRAIN_MAX = 512  # answers recorded per transaction at most
 # Answers arriving within this window share one transaction (each commit costs an fsync).
 GATHER_SECONDS = 0.02
+# The store itself is away or busy (not one job's data): raised to the caller, which retries.
+STORE_AWAY = (OperationalError, InterfaceError)
 
 
 @dataclass(slots=True)
@@ -176,16 +179,16 @@ class Engine:
 
     def _load(self, ids_in: Callable[[Session], list[int]], asked: list[int] | None = None
               ) -> Batch:
-        with self.db.transaction() as session:
-            ids = ids_in(session)
-            if asked is None and ids:
-                failpoints.reach(failpoints.CLAIMED)  # dies with the claim uncommitted
-            rows = load_batch(session, self.owner, ids, self.pipeline.erasure_key) if ids else []
-            if ids:
-                self.pipeline.published.refresh(session)  # a publish counts from the next batch
+        try:
+            ids, rows = self._load_together(ids_in, claiming=asked is None)
+        except STORE_AWAY:
+            raise
+        except Exception:  # one job's data breaks the load: it must not hold back the rest
+            log.exception("load_error")
+            ids, rows = self._load_one_by_one(ids_in)
         asked = ids if asked is None else asked
         batch = Batch(len(asked), size=len(ids), not_taken=len(asked) - len(ids))
-        jobs = [Job(row, batch) for row in rows]
+        jobs = [Job(row, batch, error=error) for row, error in rows]
         for missing in set(asked) - {j.id for j in jobs}:  # finished or taken elsewhere
             batch.finished(missing, "lost_lease")
         with self._capacity:
@@ -193,6 +196,54 @@ class Engine:
             JOBS_HELD.set(len(self._held))
         self._advance(jobs)
         return batch
+
+    def _load_together(self, ids_in: Callable[[Session], list[int]], claiming: bool
+                       ) -> tuple[list[int], list[tuple[JobRow, str | None]]]:
+        """The claim (or take-over) and the whole batch's load, in one transaction."""
+        with self.db.transaction() as session:
+            ids = ids_in(session)
+            if claiming and ids:
+                failpoints.reach(failpoints.CLAIMED)  # dies with the claim uncommitted
+            rows = load_batch(session, self.owner, ids, self.pipeline.erasure_key) if ids else []
+            if ids:
+                self.pipeline.published.refresh(session)  # a publish counts from the next batch
+        return ids, [(row, None) for row in rows]
+
+    def _load_one_by_one(self, ids_in: Callable[[Session], list[int]]
+                         ) -> tuple[list[int], list[tuple[JobRow, str | None]]]:
+        """After a failed load: the claim commits alone (so each job's attempt counts), then
+        each job loads in its own transaction. A job that still fails is finished as a failed
+        attempt: retried with backoff, and a dead letter after the last attempt."""
+        with self.db.transaction() as session:
+            ids = ids_in(session)
+        rows: list[tuple[JobRow, str | None]] = []
+        for job_id in ids:
+            try:
+                with self.db.transaction() as session:
+                    rows.extend((row, None) for row in load_batch(
+                        session, self.owner, [job_id], self.pipeline.erasure_key))
+            except STORE_AWAY:
+                raise  # the claimed jobs wait for their leases to expire
+            except Exception as exc:
+                log.exception("load_error", job_id=job_id)
+                with self.db.sessions() as session:
+                    bare = session.execute(
+                        select(OutboxJob.id, OutboxJob.event_pk, OutboxJob.attempts,
+                               OutboxJob.created_at)
+                        .where(OutboxJob.id == job_id, OutboxJob.state == "pending",
+                               OutboxJob.lease_owner == self.owner)).one_or_none()
+                if bare is not None:
+                    rows.append((JobRow(*bare, loaded=None),
+                                 f"load failed: {type(exc).__name__}"))
+        if ids:
+            try:
+                with self.db.sessions() as session:
+                    self.pipeline.published.refresh(session)
+            except STORE_AWAY:
+                raise
+            except Exception:  # keep rendering with the templates published before
+                log.exception("published_templates_error")
+        return ids, rows
 
     def _advance(self, jobs: list[Job], answers: list[Send] | None = None) -> bool:
         """Walks jobs until each waits for a provider call or is settled, then finishes the

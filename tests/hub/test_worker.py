@@ -387,3 +387,34 @@ def test_a_sent_job_costs_claim_and_load_send_and_one_record_transaction(
     with runtime.db.sessions() as s:
         assert s.scalars(select(OutboxJob.state)).one() == "done"
     assert len(commits) == 3
+
+
+def test_a_job_whose_load_fails_is_retried_alone_and_dead_lettered(runtime: HubRuntime) -> None:
+    """A row the load step cannot read (here: an event whose customer lost its id) fails
+    its own job as an attempt; the other jobs claimed with it are sent in the same pass,
+    and the broken one ends as a dead letter instead of blocking the queue forever."""
+    from sqlalchemy import update
+
+    sms = ScriptedAdapter()
+    worker = _with(runtime, sms=sms)
+    _post(runtime, event_id="evt-broken", customer={"id": "c-1", "phone": "+48512345678"})
+    _post(runtime, event_id="evt-fine", customer={"id": "c-2", "phone": "+48512345679"})
+    with runtime.db.transaction() as s:
+        broken = s.scalars(select(Event).where(Event.event_id == "evt-broken")).one()
+        broken.payload = {**broken.payload, "customer": {"phone": "+48512345678"}}
+    assert worker.run_once() == 2
+    assert [m.address for m in sms.sent] == ["+48512345679"]
+    for attempt in (1, 2, 3):
+        with runtime.db.sessions() as s:
+            job = s.scalars(select(OutboxJob).where(OutboxJob.event_pk == broken.id)).one()
+        assert (job.attempts, job.last_error) == (attempt, "load failed: KeyError")
+        assert job.lease_owner is None
+        if attempt < 3:
+            assert job.state == "pending"
+            with runtime.db.transaction() as s:  # the backoff has passed
+                s.execute(update(OutboxJob).where(OutboxJob.id == job.id)
+                          .values(not_before=utcnow()))
+            assert worker.run_once() == 1
+    assert job.state == "dead"
+    assert ("*", "failed", "dead_letter") in _decisions(runtime)
+    assert len(sms.sent) == 1
