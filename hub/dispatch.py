@@ -132,11 +132,31 @@ class Dispatcher:
         by_lane = claim_by_lane(self.db, self.relay_name, 500, self.settings.worker_lease_seconds,
                                 count_attempt=False)
         size = max(1, self.settings.worker_batch)
-        for lane in LANE_ORDER:
-            chunk = by_lane.get(lane, [])
-            for start in range(0, len(chunk), size):
-                self.actors[lane].send(chunk[start:start + size])
+        unsent = [i for lane in LANE_ORDER for i in by_lane.get(lane, [])]
+        try:
+            for lane in LANE_ORDER:
+                chunk = by_lane.get(lane, [])
+                for start in range(0, len(chunk), size):
+                    self.actors[lane].send(chunk[start:start + size])
+                    del unsent[:len(chunk[start:start + size])]
+        except Exception:
+            # Not published: let them go now rather than at the end of their lease, so the
+            # relay that takes over (this one may be cut off from the broker) sends them at
+            # once. A message that reached the broker anyway is harmless: it runs once.
+            self._unlease(unsent)
+            raise
         return sum(len(chunk) for chunk in by_lane.values())
+
+    def _unlease(self, job_ids: list[int]) -> None:
+        """Gives back jobs this relay leased and did not publish (no attempt was counted)."""
+        try:
+            with self.db.transaction() as session:
+                session.execute(update(OutboxJob)
+                                .where(OutboxJob.id.in_(job_ids),
+                                       OutboxJob.lease_owner == self.relay_name)
+                                .values(lease_owner=None, lease_until=None))
+        except Exception:  # the store is away too: the leases expire instead
+            log.exception("relay_unlease_error", jobs=len(job_ids))
 
     def relay_forever(self) -> None:
         """Relays while this process holds the relay lease (one relay polls the outbox at a

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import select
 
@@ -113,11 +114,48 @@ class UnreachableBroker(StubBroker):
         raise ConnectionError("broker unreachable from this host")
 
 
+class BrokerFailingAfter(StubBroker):
+    """Accepts `ok` messages, then the connection drops."""
+
+    def __init__(self, ok: int) -> None:
+        super().__init__()
+        self.ok = ok
+
+    def enqueue(self, message: Any, *, delay: int | None = None) -> Any:
+        if self.ok <= 0:
+            raise ConnectionError("connection reset")
+        self.ok -= 1
+        return super().enqueue(message, delay=delay)
+
+
+def test_jobs_a_relay_failed_to_publish_are_let_go_at_once(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The broker drops mid-pass: what went out stays leased to the relay (its consumer
+    takes it over), the rest is free for the next pass, with no attempt spent."""
+    runtime = make_runtime(database_url, tmp_path, worker_batch=2)
+    relay = Dispatcher(runtime.db, runtime.pipeline, runtime.settings, BrokerFailingAfter(1))
+    try:
+        accept(runtime.db, "p", [EventIn.model_validate(event(f"evt-{i}", customer={
+            "id": f"c-{i}", "phone": f"+4851234{i:04d}"})) for i in range(5)])
+        with pytest.raises(ConnectionError):
+            relay.relay_once()
+        with runtime.db.sessions() as s:
+            rows = s.execute(select(OutboxJob.id, OutboxJob.lease_owner, OutboxJob.attempts)
+                             .order_by(OutboxJob.id)).all()
+        assert [(i, owner) for i, owner, _ in rows] == [
+            (1, relay.relay_name), (2, relay.relay_name), (3, None), (4, None), (5, None)]
+        assert {attempts for _, _, attempts in rows} == {0}
+    finally:
+        runtime.db.dispose()
+
+
 def test_a_leader_that_cannot_publish_hands_over(database_url: str, tmp_path: Path) -> None:
     """The leading relay's broker is unreachable (a partition on its host): it steps down
-    after one lease of failures and the healthy standby publishes every job."""
+    after one lease of failures and the healthy standby publishes every job at once, not
+    after the jobs' own (60 s) leases expire."""
     runtime = make_runtime(database_url, tmp_path, worker_poll_seconds=0.02,
-                           worker_lease_seconds=1.0)
+                           worker_lease_seconds=60.0)
     cut_off = Dispatcher(runtime.db, runtime.pipeline, runtime.settings, UnreachableBroker())
     healthy_broker = StubBroker()
     healthy = Dispatcher(runtime.db, runtime.pipeline, runtime.settings, healthy_broker)
