@@ -8,11 +8,11 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, or_, select
+from sqlalchemy import Table, insert, or_, select
 from sqlalchemy.orm import Session
 
 from hub.customers import customer_key, tombstone_key
@@ -97,7 +97,9 @@ def on_intake(session: Session, accepted: Sequence[Accepted], now: datetime | No
             if item.row["type"] == rule.on:
                 batch.schedule(item, rule, now or utcnow())
     if batch.new:  # plain executemany: no ORM objects or RETURNING for rows nobody reads
-        session.execute(insert(FollowupTimer), [asdict(t) for t in batch.new])
+        stamp = {"created_at": utcnow(), "updated_at": utcnow()}
+        session.connection().execute(insert(TIMERS), [
+            {name: getattr(t, name) for name in _PENDING_COLUMNS} | stamp for t in batch.new])
     session.flush()  # the loaded timers this batch cancelled or replaced
 
 
@@ -123,6 +125,9 @@ class _Pending:
     lease_owner: str | None = None
     lease_until: datetime | None = None
 
+
+_PENDING_COLUMNS = tuple(f.name for f in fields(_Pending))  # a shallow asdict: no deep copies
+TIMERS = cast(Table, FollowupTimer.__table__)
 
 _Key = tuple[str, str, str]  # tenant, rule, scope value
 
