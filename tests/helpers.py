@@ -15,8 +15,6 @@ from hub.keys import Scope, create_key
 from hub.runtime import HubRuntime
 from hub.settings import Settings
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
-
 
 def make_runtime(database_url: str, tmp_path: Path, **overrides: Any) -> HubRuntime:
     """A runtime on the given store whose console channel writes under tmp_path.
