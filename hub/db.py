@@ -128,6 +128,11 @@ class Database:
         self.sessions = sessionmaker(self._read_engine, expire_on_commit=False)
 
     @property
+    def write_lock(self) -> AbstractContextManager[Any]:
+        """What every writer of this store's file queues on (SQLite; a no-op elsewhere)."""
+        return self._write_lock
+
+    @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 

@@ -66,8 +66,9 @@ def build_limiter(settings: Settings, db: Database) -> Limiter:
     else:
         # Its own pool, so that relaxing SQLite's fsync for counters leaves events durable.
         store = SqlCounterStore(make_engine(settings.database_url), owns_engine=True,
-                                sqlite_synchronous=settings.throttle_sqlite_synchronous)
-    return PolicyLimiter(policy, store, SqlDigestBook(db.engine))
+                                sqlite_synchronous=settings.throttle_sqlite_synchronous,
+                                write_lock=db.write_lock)
+    return PolicyLimiter(policy, store, SqlDigestBook(db.engine, write_lock=db.write_lock))
 
 
 def build_renderer(settings: Settings, db: Database | None = None) -> Renderer:

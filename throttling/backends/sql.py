@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import lru_cache
 from typing import Any
 
@@ -87,15 +89,20 @@ class SqlCounterStore:
     """Sliding windows as rows of `throttle_hits`, the parcel ledger in two small tables."""
 
     def __init__(self, engine: Engine, *, sqlite_synchronous: str | None = None,
-                 owns_engine: bool = False) -> None:
+                 owns_engine: bool = False,
+                 write_lock: AbstractContextManager[Any] | None = None) -> None:
         """`sqlite_synchronous` ("NORMAL") relaxes fsync on this engine's connections: give
-        the store an engine of its own then (`owns_engine` disposes it on close)."""
+        the store an engine of its own then (`owns_engine` disposes it on close).
+        `write_lock`: the lock the application's own SQLite writers queue on, so that this
+        store's writes queue there too instead of in SQLite's busy handler, which sleeps in
+        steps of up to 100 ms while another connection holds the file."""
         if engine.dialect.name not in ("sqlite", "postgresql"):
             raise BackendError(f"SQL counters support SQLite and PostgreSQL, not "
                                f"{engine.dialect.name}")
         self.engine = engine
         self._pg = engine.dialect.name == "postgresql"
         self._owns_engine = owns_engine
+        self._write_lock = write_lock or nullcontext()
         self._sql: dict[str, str] = {}
         if sqlite_synchronous and not self._pg:
             mode = sqlite_synchronous.upper()
@@ -114,6 +121,11 @@ class SqlCounterStore:
             sql = self._sql.get(sql) or self._sql.setdefault(sql, _NAMED.sub(r"%(\1)s", sql))
         return conn.exec_driver_sql(sql, params)
 
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        with self._write_lock, self.engine.begin() as conn:
+            yield conn
+
     def _begin(self, conn: Connection, customer_id: str) -> None:
         if self._pg:
             # Counters tolerate losing the last few commits in a server crash (at worst one
@@ -124,7 +136,7 @@ class SqlCounterStore:
 
     def admit(self, ticket: Ticket) -> Admission:
         """See CounterStore.admit."""
-        with self.engine.begin() as conn:
+        with self._transaction() as conn:
             self._begin(conn, ticket.customer_id)
             mark: Mark | None = None
             if ticket.parcel is not None:
@@ -184,7 +196,7 @@ class SqlCounterStore:
 
     def release(self, ticket: Ticket) -> None:
         """See CounterStore.release."""
-        with self.engine.begin() as conn:
+        with self._transaction() as conn:
             self._begin(conn, ticket.customer_id)
             if ticket.caps:
                 params = {f"s{i}": cap.scope for i, cap in enumerate(ticket.caps)}
@@ -196,7 +208,7 @@ class SqlCounterStore:
         """Housekeeping: deletes hits, parcel ranks and marks last touched before `before_ms`
         (pass now minus the longest cap window, or more); returns how many rows went."""
         gone = 0
-        with self.engine.begin() as conn:
+        with self._transaction() as conn:
             for table, column in (("throttle_hits", "at_ms"), ("throttle_parcels", "updated_ms"),
                                   ("throttle_marks", "updated_ms")):
                 result = self._run(conn, f"DELETE FROM {table} WHERE {column} < :b",
@@ -208,7 +220,7 @@ class SqlCounterStore:
         """Erasure: deletes the customer's counters, parcel ranks and marks; returns how
         many rows went."""
         gone = 0
-        with self.engine.begin() as conn:
+        with self._transaction() as conn:
             self._begin(conn, customer_id)
             for sql in ("DELETE FROM throttle_parcels WHERE customer_id = :c",
                         "DELETE FROM throttle_marks WHERE customer_id = :c",
