@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, create_engine, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -141,6 +141,12 @@ class Database:
         """A write session whose work commits on success and rolls back on any error."""
         with self._write_lock, self._writer() as session, session.begin():
             yield session
+
+    @contextmanager
+    def read_connection(self) -> Iterator[Connection]:
+        """A plain connection for a hot-path read (no ORM session, no objects)."""
+        with self._read_engine.connect() as conn:
+            yield conn
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from hub.customer_tokens import CustomerSession
 from hub.db import Database, utcnow
@@ -128,6 +128,11 @@ def revoke_key(db: Database, key_id: str) -> bool:
         return bool(getattr(result, "rowcount", 0))
 
 
+_KEYS = ApiKey.__table__.c
+_KEY_LOOKUP = select(_KEYS.key_id, _KEYS.producer, _KEYS.scopes, _KEYS.tenant, _KEYS.revoked_at,
+                     _KEYS.secret_hash).where(_KEYS.key_id == bindparam("key_id"))
+
+
 class KeyVerifier:
     """Checks presented tokens against the store on every call (no cache: a revocation
     must take effect at once in every process; the lookup is one primary-key-like read)."""
@@ -141,8 +146,8 @@ class KeyVerifier:
         key_id, _, secret = rest.partition("_")
         if prefix != "hub" or not key_id or not secret or len(key_id) > 32:
             return None
-        with self.db.sessions() as session:
-            row = session.scalar(select(ApiKey).where(ApiKey.key_id == key_id))
+        with self.db.read_connection() as conn:  # a plain row: no ORM object per request
+            row = conn.execute(_KEY_LOOKUP, {"key_id": key_id}).one_or_none()
         if row is None or row.revoked_at is not None:
             return None
         if not hmac.compare_digest(row.secret_hash, _hash(secret)):
