@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, or_, select
+from sqlalchemy import Row, Table, bindparam, insert, or_, select
 from sqlalchemy.orm import Session
 
 from hub.customers import customer_key, tombstone_key
@@ -131,6 +131,25 @@ TIMERS = cast(Table, FollowupTimer.__table__)
 
 _Key = tuple[str, str, str]  # tenant, rule, scope value
 
+# The batch's loads, built once (intake runs them for every group of requests).
+_T = TIMERS.c
+_OPEN_IDS = select(_T.id).where(
+    _T.tenant.in_(bindparam("tenants", expanding=True)),
+    _T.rule.in_(bindparam("rules", expanding=True)),
+    _T.scope_value.in_(bindparam("scopes", expanding=True)),
+    _T.state == TimerState.SCHEDULED.value)
+_E = cast(Table, Event.__table__).c
+_MOOT_EVENTS = select(_E.id, _E.event_id, _E.tenant, _E.type, _E.tracking_number,
+                      _E.customer_id, _E.occurred_at, _E.payload).where(
+    _E.tenant.in_(bindparam("tenants", expanding=True)),
+    _E.type.in_(bindparam("types", expanding=True)),
+    or_(_E.tracking_number.in_(bindparam("parcels", expanding=True)),
+        _E.customer_id.in_(bindparam("people", expanding=True))))
+_WINDOWS = select(_T.rule, _T.tenant, _T.customer_key, _T.fire_at, _T.state).where(
+    _T.rule.in_(bindparam("rules", expanding=True)),
+    _T.customer_key.in_(bindparam("keys", expanding=True)),
+    _T.state.in_([TimerState.SCHEDULED.value, TimerState.FIRED.value]))
+
 
 class _Batch:
     """Open timers, moot-making events and per-customer windows of one intake batch."""
@@ -153,15 +172,24 @@ class _Batch:
             return tracking
         return self.keys[item.pk]
 
-    def _load_open(self) -> list[FollowupTimer]:
-        scopes = {v for i in self.items for r in self.rules if (v := self.scope_value(i, r))}
-        return list(self.session.scalars(select(FollowupTimer).where(
-            FollowupTimer.tenant.in_({i.row["tenant"] for i in self.items}),
-            FollowupTimer.rule.in_([r.name for r in self.rules]),
-            FollowupTimer.scope_value.in_(scopes),
-            FollowupTimer.state == TimerState.SCHEDULED)))
+    def _relevant(self, item: Accepted, rule: Rule) -> bool:
+        return item.row["type"] == rule.on or item.row["type"] in rule.cancel_on
 
-    def _load_moot_events(self) -> list[Event]:
+    def _load_open(self) -> list[FollowupTimer]:
+        """Scheduled timers this batch may cancel or replace: found with a plain query, and
+        loaded as objects (which the flush updates) only when there are any."""
+        pairs = [(i, r) for i in self.items for r in self.rules if self._relevant(i, r)]
+        scopes = {v for i, r in pairs if (v := self.scope_value(i, r))}
+        if not scopes:
+            return []
+        ids = list(self.session.connection().scalars(_OPEN_IDS, {
+            "tenants": list({i.row["tenant"] for i, _ in pairs}),
+            "rules": list({r.name for _, r in pairs}), "scopes": list(scopes)}))
+        if not ids:
+            return []
+        return list(self.session.scalars(select(FollowupTimer).where(FollowupTimer.id.in_(ids))))
+
+    def _load_moot_events(self) -> list[Row[Any]]:
         """Stored events that may make a trigger of this batch moot (its scope, cancel types)."""
         triggers = [(i, r) for i in self.items for r in self.rules
                     if i.row["type"] == r.on and r.cancel_on]
@@ -169,19 +197,19 @@ class _Batch:
             return []
         parcels = {i.row["tracking_number"] for i, r in triggers if r.scope is Scope.PARCEL}
         people = {i.row["customer_id"] for i, r in triggers if r.scope is Scope.CUSTOMER}
-        return list(self.session.scalars(select(Event).where(
-            Event.tenant.in_({i.row["tenant"] for i, _ in triggers}),
-            Event.type.in_({t for _, r in triggers for t in r.cancel_on}),
-            or_(Event.tracking_number.in_(parcels - {None}), Event.customer_id.in_(people)))))
+        return list(self.session.connection().execute(_MOOT_EVENTS, {
+            "tenants": list({i.row["tenant"] for i, _ in triggers}),
+            "types": list({t for _, r in triggers for t in r.cancel_on}),
+            "parcels": list(parcels - {None}), "people": list(people)}))
 
-    def _load_windows(self) -> list[FollowupTimer]:
-        """Timers of once-per-customer rules for this batch's customers."""
-        names = [r.name for r in self.rules if r.once_per_customer_days]
+    def _load_windows(self) -> list[Row[Any]]:
+        """Timers of once-per-customer rules this batch triggers, for its customers."""
+        names = {r.name for i in self.items for r in self.rules
+                 if r.once_per_customer_days and i.row["type"] == r.on}
         if not names:
             return []
-        return list(self.session.scalars(select(FollowupTimer).where(
-            FollowupTimer.rule.in_(names), FollowupTimer.customer_key.in_(set(self.keys.values())),
-            FollowupTimer.state.in_([TimerState.SCHEDULED, TimerState.FIRED]))))
+        return list(self.session.connection().execute(_WINDOWS, {
+            "rules": list(names), "keys": list(set(self.keys.values()))}))
 
     def cancel_moot(self, item: Accepted, rule: Rule) -> None:
         """A later event of the scope (delivered, points spent) cancels its open timers."""
@@ -264,7 +292,7 @@ class _Batch:
                      ) -> tuple[TimerReason, str] | None:
         """At most one follow-up of the rule per customer per window."""
         since = first_fire - timedelta(days=rule.once_per_customer_days or 0)
-        known: list[FollowupTimer | _Pending] = [*self.recent, *self.new]
+        known: list[Any] = [*self.recent, *self.new]  # stored rows and this batch's timers
         for timer in known:
             if (timer.rule == rule.name and timer.tenant == item.row["tenant"]
                     and timer.customer_key == self.keys[item.pk] and timer.fire_at > since
