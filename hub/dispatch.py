@@ -35,6 +35,7 @@ from hub.lanes import LANE_ORDER, Lane
 from hub.leadership import Leadership
 from hub.logs import get_logger
 from hub.models import OutboxJob
+from hub.outbox_signal import OutboxWakeups
 from hub.pipeline import Pipeline
 from hub.settings import Settings
 from hub.worker import claim_by_lane
@@ -166,6 +167,7 @@ class Dispatcher:
         leadership = Leadership(self.db, "outbox-relay", self.relay_name, lease,
                                 standby_seconds=min(1.0, lease))
         failing_since: float | None = None
+        wakeups = OutboxWakeups(self.db.url)
         while not self._stop.is_set():
             daily_purge.run_if_due()
             if not leadership.held():
@@ -185,8 +187,9 @@ class Dispatcher:
                     log.warning("relay_stepping_down", relay=self.relay_name)
                     leadership.step_down(3 * lease)
                     failing_since = None
-            if not published:
-                self._stop.wait(self.settings.worker_poll_seconds)
+            if not published:  # until the next poll, or intake announcing new jobs
+                wakeups.wait(self.settings.worker_poll_seconds, self._stop)
+        wakeups.close()
         leadership.release()
 
     def start_relay(self) -> threading.Thread:

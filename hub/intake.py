@@ -22,6 +22,7 @@ from hub.grouping import Grouped
 from hub.lanes import lane_of
 from hub.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE, INTAKE_GROUP
 from hub.models import DEFAULT_TENANT, Event, OutboxJob
+from hub.outbox_signal import announce
 
 
 class IntakeStatus(enum.StrEnum):
@@ -163,6 +164,7 @@ def _write(session: Session, db: Database, staged: _Staged
               "lane": str(lanes[event_id]), "created_at": now, "updated_at": now}
              for event_id, pk in inserted.items()],
         )
+        announce(session)  # the relay wakes when this commits (hub.outbox_signal)
     return inserted, existing
 
 

@@ -182,3 +182,29 @@ def test_a_leader_that_cannot_publish_hands_over(database_url: str, tmp_path: Pa
         for t in threads:
             t.join(timeout=10)
         runtime.db.dispose()
+
+
+def test_intake_wakes_the_relay_before_its_next_poll(database_url: str, tmp_path: Path) -> None:
+    """On PostgreSQL the relay listens for intake's commit notice: a job is published at
+    once even though the relay polls only every 5 s."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; on SQLite intake wakes the embedded worker")
+    runtime = make_runtime(database_url, tmp_path, worker_poll_seconds=5.0)
+    broker = StubBroker()
+    relay = Dispatcher(runtime.db, runtime.pipeline, runtime.settings, broker)
+    thread = relay.start_relay()
+    try:
+        time.sleep(1.0)  # it leads, found nothing and waits out its poll
+        posted = time.monotonic()
+        accept(runtime.db, "p", [EventIn.model_validate(event("evt-now"))])
+        published: list[int] = []
+        while not published and time.monotonic() - posted < 4:
+            published = [i for name in broker.queues for m in list(broker.queues[name].queue)
+                         for i in json.loads(m)["args"][0]]
+            time.sleep(0.01)
+        assert published == [1]
+        assert time.monotonic() - posted < 1.0
+    finally:
+        relay.stop()
+        thread.join(timeout=10)
+        runtime.db.dispose()
