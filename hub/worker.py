@@ -7,8 +7,9 @@ import secrets
 import socket
 import threading
 from datetime import timedelta
+from typing import cast
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Integer, Table, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from hub.alerts import OpsAlerts
@@ -53,33 +54,38 @@ def claim_in(session: Session, owner: str, limit: int, lease_seconds: float,
     """`claim_by_lane` in the caller's transaction (the embedded worker claims in the
     engine's load transaction: one commit for both)."""
     now = utcnow()
-    free = or_(OutboxJob.lease_until.is_(None), OutboxJob.lease_until < now)
-    ready: dict[Lane, list[int]] = {}
-    for lane in LANE_ORDER:
-        query = (select(OutboxJob.id)
-                 .where(OutboxJob.state == "pending", OutboxJob.lane == lane,
-                        OutboxJob.not_before <= now, free)
-                 .order_by(OutboxJob.not_before, OutboxJob.id).limit(limit))
-        if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        ready[lane] = list(session.scalars(query))
+    conn = session.connection()
+    ready_in = _READY_LOCKED if conn.dialect.name == "postgresql" else _READY
+    ready: dict[Lane, list[int]] = {
+        lane: list(conn.scalars(ready_in, {"b_lane": str(lane), "b_now": now, "b_limit": limit}))
+        for lane in LANE_ORDER}
     ids = shares(limit, ready)
     if not ids:
         return {}
-    values = {"lease_owner": owner, "lease_until": now + timedelta(seconds=lease_seconds)}
-    if count_attempt:
-        values["attempts"] = OutboxJob.attempts + 1
     # The WHERE is re-checked on the row itself, so a concurrent claimer that got there
     # first makes this UPDATE skip the row (PostgreSQL re-evaluates; SQLite serialises).
-    claimed = set(session.scalars(
-        update(OutboxJob)
-        .where(OutboxJob.id.in_(ids), OutboxJob.state == "pending", free)
-        .values(**values)
-        .returning(OutboxJob.id)
-    ))
+    claimed = set(conn.scalars(_LEASE_COUNTING if count_attempt else _LEASE, {
+        "b_ids": ids, "b_now": now, "b_owner": owner,
+        "b_until": now + timedelta(seconds=lease_seconds)}))
     picked = set(ids)
     return {lane: [i for i in ready[lane] if i in picked and i in claimed]
             for lane in LANE_ORDER}
+
+
+# The claim's statements, built once: the relay and the embedded worker claim many times a
+# second, and building a statement costs more than running it.
+_JOBS = cast(Table, OutboxJob.__table__).c
+_FREE = or_(_JOBS.lease_until.is_(None), _JOBS.lease_until < bindparam("b_now"))
+_READY = (select(_JOBS.id)
+          .where(_JOBS.state == "pending", _JOBS.lane == bindparam("b_lane"),
+                 _JOBS.not_before <= bindparam("b_now"), _FREE)
+          .order_by(_JOBS.not_before, _JOBS.id).limit(bindparam("b_limit", type_=Integer)))
+_READY_LOCKED = _READY.with_for_update(skip_locked=True)
+_LEASE = (update(OutboxJob.__table__)
+          .where(_JOBS.id.in_(bindparam("b_ids", expanding=True)), _JOBS.state == "pending", _FREE)
+          .values(lease_owner=bindparam("b_owner"), lease_until=bindparam("b_until"))
+          .returning(_JOBS.id))
+_LEASE_COUNTING = _LEASE.values(attempts=_JOBS.attempts + 1)
 
 
 def release(db: Database, owner: str, job_ids: list[int]) -> None:
