@@ -12,10 +12,11 @@ RFM (definition in docs/architecture.md) is three 1–5 scores and their code, e
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, String, Table, bindparam, case, func, select, union, update
@@ -107,31 +108,42 @@ def recount(session: Session, customer_pks: set[int], now: datetime | None = Non
     if not customer_pks:
         return
     now = now or utcnow()
+    params: dict[str, Any] = {"b_pks": sorted(customer_pks), "b_now": now}
+    params |= {f"b_since_{d}": now - timedelta(days=d) for d in {*WINDOWS, *RECENCY_DAYS}}
+    session.connection().execute(_recount_statement(), params)
+
+
+@lru_cache(maxsize=1)
+def _recount_statement() -> Any:
+    """`recount`'s one UPDATE, built once (it runs for every batch with a new parcel): the
+    scores are computed from the same expressions as the counters."""
     mine = PARCELS.c.customer_pk == ACTIVITY.c.customer_pk
 
-    def parcels_since(days: int) -> Any:
-        return (select(func.count()).where(mine, PARCELS.c.first_seen_at >= now - timedelta(
-            days=days)).scalar_subquery())
+    def since(days: int) -> Any:
+        return bindparam(f"b_since_{days}", type_=PARCELS.c.first_seen_at.type)
 
-    which = ACTIVITY.c.customer_pk.in_(sorted(customer_pks))
-    counters: dict[str, Any] = {f"parcels_{d}d": parcels_since(d) for d in WINDOWS}
+    counters: dict[str, Any] = {
+        f"parcels_{d}d": select(func.count()).where(mine, PARCELS.c.first_seen_at >= since(d))
+        .scalar_subquery() for d in WINDOWS}
     counters["last_parcel_at"] = (select(func.max(PARCELS.c.first_seen_at)).where(mine)
                                   .scalar_subquery())
-    # one statement: the scores are computed from the same expressions as the counters
-    session.execute(update(ACTIVITY).where(which).values(
+    now = bindparam("b_now", type_=ACTIVITY.c.counted_at.type)
+    return update(ACTIVITY).where(
+        ACTIVITY.c.customer_pk.in_(bindparam("b_pks", expanding=True))).values(
         **counters,
         last_delivery_method=select(PARCELS.c.delivery_method)
         .where(mine, PARCELS.c.delivery_method.is_not(None))
         .order_by(PARCELS.c.first_seen_at.desc()).limit(1).scalar_subquery(),
         counted_at=now, updated_at=now,
         **_rfm(counters["last_parcel_at"], counters["parcels_365d"],
-               ACTIVITY.c.conversions_value, now)))
+               ACTIVITY.c.conversions_value, since))
 
 
-def _rfm(last: Any, parcels_365d: Any, value: Any, now: datetime) -> dict[str, Any]:
+def _rfm(last: Any, parcels_365d: Any, value: Any, since: Callable[[int], Any]
+         ) -> dict[str, Any]:
     """The RFM score columns, from expressions for the last parcel, the parcels of the last
-    365 days and the conversions' value."""
-    recency = case(*((last >= now - timedelta(days=d), 5 - i)
+    365 days and the conversions' value; `since(d)` is the instant d days before now."""
+    recency = case(*((last >= since(d), 5 - i)
                      for i, d in enumerate(RECENCY_DAYS)), else_=1)
     frequency = case(*((parcels_365d >= n, 5 - i)
                        for i, n in enumerate(FREQUENCY_PARCELS)), else_=1)
@@ -144,7 +156,8 @@ def _rfm(last: Any, parcels_365d: Any, value: Any, now: datetime) -> dict[str, A
 def _score(session: Session, which: ColumnElement[bool], now: datetime) -> None:
     """Sets the RFM scores of the selected rows from their stored counters."""
     session.execute(update(ACTIVITY).where(which).values(**_rfm(
-        ACTIVITY.c.last_parcel_at, ACTIVITY.c.parcels_365d, ACTIVITY.c.conversions_value, now)))
+        ACTIVITY.c.last_parcel_at, ACTIVITY.c.parcels_365d, ACTIVITY.c.conversions_value,
+        lambda days: now - timedelta(days=days))))
 
 
 def refresh_due(session: Session, since: datetime, now: datetime | None = None) -> int:

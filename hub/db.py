@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, DateTime, Engine, create_engine, event
@@ -156,11 +157,19 @@ class Database:
 def insert_ignoring(session: Session, model: Any, rows: list[dict[str, Any]],
                     conflict: list[str]) -> None:
     """Inserts rows, skipping those that collide on the unique columns `conflict` (the row
-    already there wins), on SQLite and PostgreSQL alike."""
+    already there wins), on SQLite and PostgreSQL alike (a plain executemany: no ORM)."""
     if not rows:
         return
+    statement = _insert_ignoring(model.__table__, session.get_bind().dialect.name,
+                                 tuple(conflict))
+    session.connection().execute(statement, rows)
+
+
+@lru_cache(maxsize=64)
+def _insert_ignoring(table: Any, dialect: str, conflict: tuple[str, ...]) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING, built once per table (hot: the load step)."""
     from sqlalchemy.dialects.postgresql import insert as pg_insert
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-    dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(dialect_insert(model).on_conflict_do_nothing(index_elements=conflict), rows)
+    dialect_insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return dialect_insert(table).on_conflict_do_nothing(index_elements=list(conflict))
