@@ -138,8 +138,9 @@ class Dispatcher:
             for lane in LANE_ORDER:
                 chunk = by_lane.get(lane, [])
                 for start in range(0, len(chunk), size):
-                    self.actors[lane].send(chunk[start:start + size])
-                    del unsent[:len(chunk[start:start + size])]
+                    part = chunk[start:start + size]
+                    self.actors[lane].send(part)
+                    del unsent[:len(part)]
         except Exception:
             # Not published: let them go now rather than at the end of their lease, so the
             # relay that takes over (this one may be cut off from the broker) sends them at

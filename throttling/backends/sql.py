@@ -85,6 +85,13 @@ def _release_sql(caps: int) -> str:
 _NAMED = re.compile(r"(?<!:):([a-z]\w*)")
 
 
+@contextmanager
+def locked_begin(engine: Engine, write_lock: AbstractContextManager[Any]) -> Iterator[Connection]:
+    """`engine.begin()` after taking the application's write lock (see SqlCounterStore)."""
+    with write_lock, engine.begin() as conn:
+        yield conn
+
+
 class SqlCounterStore:
     """Sliding windows as rows of `throttle_hits`, the parcel ledger in two small tables."""
 
@@ -121,11 +128,6 @@ class SqlCounterStore:
             sql = self._sql.get(sql) or self._sql.setdefault(sql, _NAMED.sub(r"%(\1)s", sql))
         return conn.exec_driver_sql(sql, params)
 
-    @contextmanager
-    def _transaction(self) -> Iterator[Connection]:
-        with self._write_lock, self.engine.begin() as conn:
-            yield conn
-
     def _begin(self, conn: Connection, customer_id: str) -> None:
         if self._pg:
             # Counters tolerate losing the last few commits in a server crash (at worst one
@@ -136,7 +138,7 @@ class SqlCounterStore:
 
     def admit(self, ticket: Ticket) -> Admission:
         """See CounterStore.admit."""
-        with self._transaction() as conn:
+        with locked_begin(self.engine, self._write_lock) as conn:
             self._begin(conn, ticket.customer_id)
             mark: Mark | None = None
             if ticket.parcel is not None:
@@ -196,7 +198,7 @@ class SqlCounterStore:
 
     def release(self, ticket: Ticket) -> None:
         """See CounterStore.release."""
-        with self._transaction() as conn:
+        with locked_begin(self.engine, self._write_lock) as conn:
             self._begin(conn, ticket.customer_id)
             if ticket.caps:
                 params = {f"s{i}": cap.scope for i, cap in enumerate(ticket.caps)}
@@ -208,7 +210,7 @@ class SqlCounterStore:
         """Housekeeping: deletes hits, parcel ranks and marks last touched before `before_ms`
         (pass now minus the longest cap window, or more); returns how many rows went."""
         gone = 0
-        with self._transaction() as conn:
+        with locked_begin(self.engine, self._write_lock) as conn:
             for table, column in (("throttle_hits", "at_ms"), ("throttle_parcels", "updated_ms"),
                                   ("throttle_marks", "updated_ms")):
                 result = self._run(conn, f"DELETE FROM {table} WHERE {column} < :b",
@@ -220,7 +222,7 @@ class SqlCounterStore:
         """Erasure: deletes the customer's counters, parcel ranks and marks; returns how
         many rows went."""
         gone = 0
-        with self._transaction() as conn:
+        with locked_begin(self.engine, self._write_lock) as conn:
             self._begin(conn, customer_id)
             for sql in ("DELETE FROM throttle_parcels WHERE customer_id = :c",
                         "DELETE FROM throttle_marks WHERE customer_id = :c",

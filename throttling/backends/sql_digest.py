@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, delete, select, text, update
 
+from throttling.backends.sql import locked_begin
 from throttling.backends.sql_tables import throttle_digest
 from throttling.decision import DigestBatch, DigestItem
 
@@ -33,11 +33,6 @@ class SqlDigestBook:
         self._pg = engine.dialect.name == "postgresql"
         self._write_lock = write_lock or nullcontext()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[Connection]:
-        with self._write_lock, self.engine.begin() as conn:
-            yield conn
-
     def _lock(self, conn: Connection, customer_id: str) -> None:
         if self._pg:
             conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 11))"),
@@ -46,7 +41,7 @@ class SqlDigestBook:
     def hold(self, customer_id: str, item: DigestItem, due: datetime) -> datetime:
         """See DigestBook.hold."""
         d = throttle_digest.c
-        with self._transaction() as conn:
+        with locked_begin(self.engine, self._write_lock) as conn:
             self._lock(conn, customer_id)
             stored = conn.execute(select(d.due_ms).where(d.item_ref == item.token)).scalar()
             if stored is not None:
@@ -60,7 +55,7 @@ class SqlDigestBook:
     def confirm(self, customer_id: str, token: str, now: datetime) -> datetime:
         """See DigestBook.confirm."""
         d = throttle_digest.c
-        with self._transaction() as conn:
+        with locked_begin(self.engine, self._write_lock) as conn:
             self._lock(conn, customer_id)
             conn.execute(update(throttle_digest).where(
                 d.item_ref == token, d.ready_ms.is_(None)).values(ready_ms=to_ms(now)))
@@ -70,7 +65,7 @@ class SqlDigestBook:
     def take(self, customer_id: str, claimer: str, now: datetime) -> DigestBatch | None:
         """See DigestBook.take."""
         d = throttle_digest.c
-        with self._transaction() as conn:
+        with locked_begin(self.engine, self._write_lock) as conn:
             self._lock(conn, customer_id)
             own = conn.execute(select(d.batch).where(d.item_ref == claimer)).first()
             if own is not None and own.batch not in (None, claimer):
@@ -90,7 +85,7 @@ class SqlDigestBook:
     def give_back(self, customer_id: str, claimer: str) -> None:
         """See DigestBook.give_back."""
         d = throttle_digest.c
-        with self._transaction() as conn:
+        with locked_begin(self.engine, self._write_lock) as conn:
             self._lock(conn, customer_id)
             conn.execute(update(throttle_digest).where(
                 d.customer_id == customer_id, d.batch == claimer).values(batch=None))
@@ -98,7 +93,7 @@ class SqlDigestBook:
     def forget(self, customer_id: str) -> int:
         """Erasure: deletes the customer's held items; returns how many."""
         d = throttle_digest.c
-        with self._transaction() as conn:
+        with locked_begin(self.engine, self._write_lock) as conn:
             self._lock(conn, customer_id)
             result = conn.execute(delete(throttle_digest).where(d.customer_id == customer_id))
         return int(result.rowcount or 0)
