@@ -75,10 +75,10 @@ def note_parcels(session: Session, seen: list[ParcelSeen], now: datetime | None 
     first: dict[tuple[int, str], ParcelSeen] = {}
     for s in sorted(seen, key=lambda s: s.seen_at):  # one row per parcel, its first event
         first.setdefault((s.customer_pk, s.tracking_number), s)
-    known = {(r.customer_pk, r.tracking_number): r.delivery_method for r in session.execute(
-        select(PARCELS.c.customer_pk, PARCELS.c.tracking_number, PARCELS.c.delivery_method)
-        .where(PARCELS.c.customer_pk.in_({pk for pk, _ in first}),
-               PARCELS.c.tracking_number.in_({t for _, t in first})))}
+    known = {(r.customer_pk, r.tracking_number): r.delivery_method
+             for r in session.connection().execute(_KNOWN_PARCELS, {
+                 "b_pks": sorted({pk for pk, _ in first}),
+                 "b_numbers": sorted({t for _, t in first})})}
     new = [s for key, s in sorted(first.items()) if key not in known]
     insert_ignoring(session, CustomerParcel, [
         {"customer_pk": s.customer_pk, "tenant": s.tenant, "tracking_number": s.tracking_number,
@@ -92,14 +92,22 @@ def note_parcels(session: Session, seen: list[ParcelSeen], now: datetime | None 
     changed = {key: m for key, m in methods.items()
                if (known[key] if key in known else inserted[key]) != m}
     if changed:
-        session.connection().execute(
-            update(PARCELS).where(PARCELS.c.customer_pk == bindparam("b_pk"),
-                                  PARCELS.c.tracking_number == bindparam("b_tracking"))
-            .values(delivery_method=bindparam("b_method")),
-            [{"b_pk": pk, "b_tracking": t, "b_method": m} for (pk, t), m in sorted(changed.items())])
+        session.connection().execute(_NEW_METHOD, [
+            {"b_pk": pk, "b_tracking": t, "b_method": m} for (pk, t), m in sorted(changed.items())])
     touched = {s.customer_pk for s in new} | {pk for pk, _ in changed}
     _ensure(session, ((s.tenant, s.customer_pk) for s in seen if s.customer_pk in touched))
     recount(session, touched, now)
+
+
+# note_parcels' statements, built once (every engine batch runs them)
+_KNOWN_PARCELS = (
+    select(PARCELS.c.customer_pk, PARCELS.c.tracking_number, PARCELS.c.delivery_method)
+    .where(PARCELS.c.customer_pk.in_(bindparam("b_pks", expanding=True)),
+           PARCELS.c.tracking_number.in_(bindparam("b_numbers", expanding=True))))
+_NEW_METHOD = (update(PARCELS)
+               .where(PARCELS.c.customer_pk == bindparam("b_pk"),
+                      PARCELS.c.tracking_number == bindparam("b_tracking"))
+               .values(delivery_method=bindparam("b_method")))
 
 
 def recount(session: Session, customer_pks: set[int], now: datetime | None = None) -> None:

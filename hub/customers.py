@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import bindparam, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -309,14 +310,27 @@ def alive_customers(session: Session, key: str, wanted: set[tuple[str, str]]
     waits for the send record to settle) every opening; SQLite serialises the two writers."""
     if not wanted:
         return set()
-    query = select(Customer.tenant, Customer.external_id).where(
-        tuple_(Customer.tenant, Customer.external_id).in_(list(wanted)))
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(key_share=True)
-    found = set(session.execute(query).tuples())
-    digests = {(t, tombstone_digest(key, i)): (t, i) for t, i in found}
-    erased = {digests[row] for row in session.execute(
-        select(CustomerTombstone.tenant, CustomerTombstone.digest)
-        .where(tuple_(CustomerTombstone.tenant, CustomerTombstone.digest).in_(list(digests))))
-        .tuples()} if digests else set()
-    return found - erased
+    conn = session.connection()
+    query = _EXISTING_LOCKED if conn.dialect.name == "postgresql" else _EXISTING
+    found = set(conn.execute(query, {"b_keys": list(wanted)}).tuples())
+    return found - tombstoned(session, key, found)
+
+
+def tombstoned(session: Session, key: str, ids: Iterable[tuple[str, str]]
+               ) -> set[tuple[str, str]]:
+    """Which of these (tenant, external id) were erased (their tombstone exists)."""
+    digests = {(t, tombstone_digest(key, i)): (t, i) for t, i in ids}
+    if not digests:
+        return set()
+    return {digests[row] for row in session.connection().execute(
+        _TOMBSTONES, {"b_keys": list(digests)}).tuples()}
+
+
+# Built once: the engine runs these for every batch. Row-value IN on (tenant, …): the unique
+# indexes lead with the tenant.
+_EXISTING = select(Customer.tenant, Customer.external_id).where(
+    tuple_(Customer.tenant, Customer.external_id).in_(bindparam("b_keys", expanding=True)))
+_EXISTING_LOCKED = _EXISTING.with_for_update(key_share=True)
+_TOMBSTONES = select(CustomerTombstone.tenant, CustomerTombstone.digest).where(
+    tuple_(CustomerTombstone.tenant, CustomerTombstone.digest).in_(
+        bindparam("b_keys", expanding=True)))

@@ -117,10 +117,9 @@ def open_sends(session: Session, sends: list[Send], in_doubt_seconds: float) -> 
     """Commits (with the caller's transaction) a `sending` record for every send that owes a
     provider call and sets each send's mode; never calls a provider."""
     now = utcnow()
-    existing = {r.idempotency_key: r for r in session.execute(
-        select(T.c.id, T.c.idempotency_key, T.c.status, T.c.provider_message_id, T.c.error,
-               T.c.history, T.c.updated_at)
-        .where(T.c.idempotency_key.in_([s.key for s in sends])))}
+    conn = session.connection()
+    existing = {r.idempotency_key: r for r in conn.execute(
+        _RECORDS_TO_OPEN, {"b_keys": [s.key for s in sends]})}
     fresh, resent = [], []
     for send in sends:
         row = existing.get(send.key)
@@ -146,12 +145,9 @@ def open_sends(session: Session, sends: list[Send], in_doubt_seconds: float) -> 
                            "b_history": [*(row.history or []), _entry(SENDING, now)],
                            "b_updated_at": now})
     if fresh:
-        session.execute(insert(T), fresh)
+        conn.execute(_OPEN, fresh)
     if resent:
-        session.connection().execute(
-            update(T).where(T.c.id == bindparam("b_id")).values(
-                content=bindparam("b_content"), status=bindparam("b_status"),
-                history=bindparam("b_history"), updated_at=bindparam("b_updated_at")), resent)
+        conn.execute(_REOPEN, resent)
 
 
 def _new_record(send: Send, now: datetime) -> dict[str, Any]:
@@ -243,9 +239,8 @@ def record_results(session: Session, sends: list[Send], erasure_key: str | None 
     """Writes the provider answers of a batch into their send records (one transaction);
     `erasure_key` keys the suppressions of addresses the provider calls dead."""
     now = utcnow()
-    rows = {r.idempotency_key: r for r in session.execute(
-        select(T.c.id, T.c.idempotency_key, T.c.status, T.c.history, T.c.provider_message_id)
-        .where(T.c.idempotency_key.in_([s.key for s in sends])))}
+    rows = {r.idempotency_key: r for r in session.connection().execute(
+        _RECORDS_TO_ANSWER, {"b_keys": [s.key for s in sends]})}
     updates: list[dict[str, Any]] = []
     changes: list[StatusChange] = []
     for send in sends:
@@ -266,12 +261,24 @@ def record_results(session: Session, sends: list[Send], erasure_key: str | None 
                  channel=send.env.channel, adapter=send.adapter.name, ok=result.ok,
                  error=result.error)
     if updates:
-        session.connection().execute(
-            update(T).where(T.c.id == bindparam("b_id")).values(
-                status=bindparam("b_status"), history=bindparam("b_history"),
-                provider_message_id=bindparam("b_pid"), error=bindparam("b_error"),
-                updated_at=bindparam("b_updated_at")), updates)
+        session.connection().execute(_ANSWER, updates)
     record_status_changes(session, changes)
+
+
+# The send record's statements, built once (every batch runs them).
+_KEYS = bindparam("b_keys", expanding=True)
+_RECORDS_TO_OPEN = select(T.c.id, T.c.idempotency_key, T.c.status, T.c.provider_message_id,
+                          T.c.error, T.c.history, T.c.updated_at).where(T.c.idempotency_key.in_(_KEYS))
+_RECORDS_TO_ANSWER = select(T.c.id, T.c.idempotency_key, T.c.status, T.c.history,
+                            T.c.provider_message_id).where(T.c.idempotency_key.in_(_KEYS))
+_OPEN = insert(T)
+_REOPEN = update(T).where(T.c.id == bindparam("b_id")).values(
+    content=bindparam("b_content"), status=bindparam("b_status"), history=bindparam("b_history"),
+    updated_at=bindparam("b_updated_at"))
+_ANSWER = update(T).where(T.c.id == bindparam("b_id")).values(
+    status=bindparam("b_status"), history=bindparam("b_history"),
+    provider_message_id=bindparam("b_pid"), error=bindparam("b_error"),
+    updated_at=bindparam("b_updated_at"))
 
 
 def _answer(row: Any, send: Send, result: SendResult, now: datetime) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from hub.db import utcnow
@@ -112,16 +112,19 @@ def app_devices(session: Session, customer_pks: list[int]
     has_app: set[int] = set()
     if not customer_pks:
         return {}, has_app
-    for row in session.execute(
-        select(Device.customer_pk, Device.id, Device.platform, Device.token, Device.app_id,
-               Device.active)
-        .where(Device.customer_pk.in_(customer_pks))
-        .order_by(Device.created_at.desc(), Device.id.desc())):
+    for row in session.connection().execute(_DEVICES_OF, {"b_pks": customer_pks}):
         has_app.add(row.customer_pk)
         if row.active:
             active[row.customer_pk].append(
                 AppDevice(row.id, row.platform, row.token, row.app_id))
     return {pk: tuple(devices) for pk, devices in active.items()}, has_app
+
+
+_DEVICES_OF = (  # built once: the engine loads a batch's devices many times a second
+    select(Device.customer_pk, Device.id, Device.platform, Device.token, Device.app_id,
+           Device.active)
+    .where(Device.customer_pk.in_(bindparam("b_pks", expanding=True)))
+    .order_by(Device.created_at.desc(), Device.id.desc()))
 
 
 def masked(token: str) -> str:

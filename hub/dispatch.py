@@ -20,11 +20,12 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
+from typing import cast
 
 import dramatiq
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
-from sqlalchemy import or_, update
+from sqlalchemy import Table, bindparam, or_, update
 from sqlalchemy.orm import Session
 
 from hub.db import Database, utcnow
@@ -66,20 +67,22 @@ def take_over(session: Session, job_ids: list[int], owner: str, lease_seconds: f
     jobs that are due and not run by someone else. Returns the ids taken. Runs in the
     engine's load transaction (`Engine.submit(take=...)`): one commit for both."""
     now = utcnow()
-    taken = session.scalars(
-        update(OutboxJob)
-        .where(
-            OutboxJob.id.in_(job_ids),
-            OutboxJob.state == "pending",
-            OutboxJob.not_before <= now,  # a redelivered message never runs a job early
-            or_(OutboxJob.lease_owner.like(f"{RELAY_PREFIX}%"), OutboxJob.lease_until < now,
-                OutboxJob.lease_owner.is_(None)),
-        )
-        .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds),
-                attempts=OutboxJob.attempts + 1)
-        .returning(OutboxJob.id)
-    )
+    taken = session.connection().scalars(_TAKE_OVER, {
+        "b_ids": job_ids, "b_now": now, "b_owner": owner,
+        "b_until": now + timedelta(seconds=lease_seconds), "b_relays": f"{RELAY_PREFIX}%"})
     return sorted(taken)
+
+
+_JOBS = cast(Table, OutboxJob.__table__).c
+_TAKE_OVER = (  # built once: every message runs it
+    update(OutboxJob.__table__)
+    .where(_JOBS.id.in_(bindparam("b_ids", expanding=True)), _JOBS.state == "pending",
+           _JOBS.not_before <= bindparam("b_now"),  # a redelivered message never runs a job early
+           or_(_JOBS.lease_owner.like(bindparam("b_relays")), _JOBS.lease_until < bindparam("b_now"),
+               _JOBS.lease_owner.is_(None)))
+    .values(lease_owner=bindparam("b_owner"), lease_until=bindparam("b_until"),
+            attempts=_JOBS.attempts + 1)
+    .returning(_JOBS.id))
 
 
 class Dispatcher:

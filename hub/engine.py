@@ -29,9 +29,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -408,13 +408,7 @@ class Engine:
         with self.db.transaction() as session:  # retried whole on a store error
             if answers:
                 record_results(session, answers, self.pipeline.erasure_key)
-            held = set(session.scalars(  # the fence: only the lease owner may open a record
-                update(OutboxJob)
-                .where(OutboxJob.id.in_(job_ids), OutboxJob.lease_owner == self.owner,
-                       OutboxJob.state == "pending")
-                .values(lease_until=utcnow() + timedelta(
-                    seconds=self.settings.worker_lease_seconds))
-                .returning(OutboxJob.id)))
+            held = self._extend_leases(session, job_ids)  # the fence: only the lease owner
             # the erasure fence: a customer erased since the load is never sent to
             alive = alive_customers(session, self.pipeline.erasure_key, {
                 (s.env.tenant, s.env.customer_id) for s in sends if s.context[0].id in held})
@@ -572,8 +566,8 @@ class Engine:
 
     def _write_outcomes(self, session: Any, jobs: list[Job]) -> dict[int, str]:
         now = utcnow()
-        owned = set(session.scalars(select(OutboxJob.id).where(
-            OutboxJob.id.in_([j.id for j in jobs]), OutboxJob.lease_owner == self.owner)))
+        owned = set(session.connection().scalars(_OWNED, {
+            "b_ids": [j.id for j in jobs], "b_owner": self.owner}))
         job_rows, event_rows, decisions, states = [], [], [], {}
         for job in (j for j in jobs if j.id in owned):
             outcome = job.outcome if job.row.loaded is not None else None
@@ -612,18 +606,18 @@ class Engine:
                 continue
             try:
                 with self.db.transaction() as session:
-                    kept = set(session.scalars(
-                        update(OutboxJob)
-                        .where(OutboxJob.id.in_(ids), OutboxJob.lease_owner == self.owner,
-                               OutboxJob.state == "pending")
-                        .values(lease_until=utcnow() + timedelta(
-                            seconds=self.settings.worker_lease_seconds))
-                        .returning(OutboxJob.id)))
+                    kept = self._extend_leases(session, ids)
             except Exception:
                 log.warning("lease_heartbeat_failed", jobs=len(ids))
                 continue
             if lost := set(ids) - kept:
                 log.warning("leases_lost", jobs=len(lost))
+
+    def _extend_leases(self, session: Session, job_ids: list[int]) -> set[int]:
+        """Extends the leases this engine still holds (pending jobs); returns their ids."""
+        return set(session.connection().scalars(_EXTEND, {
+            "b_ids": job_ids, "b_owner": self.owner,
+            "b_until": utcnow() + timedelta(seconds=self.settings.worker_lease_seconds)}))
 
     def close(self, timeout: float = 60.0) -> None:
         """Waits for the calls in hand and their records, then stops the threads."""
@@ -634,6 +628,15 @@ class Engine:
         self.pool.shutdown(wait=True)
         for thread in self._threads:
             thread.join(timeout=max(0.1, deadline - time.monotonic()))
+
+
+# Built once (each batch runs them, and building a statement cost more than running it).
+_JOBS = cast(Table, OutboxJob.__table__).c
+_MINE = (_JOBS.id.in_(bindparam("b_ids", expanding=True)),
+         _JOBS.lease_owner == bindparam("b_owner"))
+_OWNED = select(_JOBS.id).where(*_MINE)
+_EXTEND = (update(OutboxJob.__table__).where(*_MINE, _JOBS.state == "pending")
+           .values(lease_until=bindparam("b_until")).returning(_JOBS.id))
 
 
 def _safe_error(exc: Exception) -> str:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, null, select, tuple_, update
+from sqlalchemy import Table, bindparam, null, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -25,6 +25,7 @@ from hub.customers import (
     pseudonym,
     to_profile,
     tombstone_digest,
+    tombstoned,
 )
 from hub.db import utcnow
 from hub.devices import app_devices
@@ -33,7 +34,6 @@ from hub.models import (
     ChannelSuppression,
     ConsentRecord,
     Customer,
-    CustomerTombstone,
     Event,
     OutboxJob,
     PushSubscriptionRow,
@@ -74,12 +74,8 @@ class JobRow:
 def load_batch(session: Session, owner: str, job_ids: list[int], erasure_key: str
                ) -> list[JobRow]:
     """Jobs `owner` still holds, with everything the resolver, limiter and renderer need."""
-    jobs = session.execute(  # each job with its event, in one query
-        select(OUTBOX.c.id, OUTBOX.c.event_pk, OUTBOX.c.attempts, OUTBOX.c.created_at,
-               EVENTS.c.tenant, EVENTS.c.occurred_at, EVENTS.c.payload)
-        .join(EVENTS, EVENTS.c.id == OUTBOX.c.event_pk)
-        .where(OUTBOX.c.id.in_(job_ids), OUTBOX.c.state == "pending", OUTBOX.c.lease_owner == owner)
-        .order_by(OUTBOX.c.id)).all()
+    conn = session.connection()
+    jobs = conn.execute(_HELD_JOBS, {"b_ids": job_ids, "b_owner": owner}).all()
     events = {j.event_pk: j for j in jobs}
     payloads = {pk: e.payload for pk, e in events.items()}
     refs = [Inline(e.tenant, e.payload["customer"], e.occurred_at)
@@ -92,11 +88,11 @@ def load_batch(session: Session, owner: str, job_ids: list[int], erasure_key: st
         return events[pk].tenant, payloads[pk]["customer"]["id"]
 
     erased = [pk for pk, p in payloads.items() if p is not None and customers.get(who(pk)) is None]
-    for pk in erased:  # keep nothing personal of an event for an erased customer
-        digest = tombstone_digest(erasure_key, who(pk)[1])
-        session.execute(update(EVENTS).where(EVENTS.c.id == pk).values(
-            customer_id=pseudonym(digest), payload=null()))
-    session.execute(update(EVENTS).where(EVENTS.c.id.in_(list(payloads))).values(state="processing"))
+    if erased:  # keep nothing personal of an event for an erased customer
+        conn.execute(_FORGET_PAYLOAD, [
+            {"b_id": pk, "b_pseudonym": pseudonym(tombstone_digest(erasure_key, who(pk)[1]))}
+            for pk in erased])
+    conn.execute(_PROCESSING, {"b_ids": list(payloads)})
     note_parcels(session, _parcels_seen(events, customers))  # activity (hub.activity)
     rows = []
     for job in jobs:
@@ -144,14 +140,8 @@ def load_customers(session: Session, refs: list[Inline], erasure_key: str
     are newer than the profile's (oldest event first, so a retry never reverts a later
     change); None for an erased customer. The one place customers are looked up for a batch."""
     ids = list(dict.fromkeys((r.tenant, r.ref["id"]) for r in refs))
-    digests = {(t, tombstone_digest(erasure_key, i)): (t, i) for t, i in ids}
-    # row-value IN on (tenant, …): the unique indexes lead with the tenant
-    erased = {digests[row] for row in session.execute(
-        select(CustomerTombstone.tenant, CustomerTombstone.digest)
-        .where(tuple_(CustomerTombstone.tenant, CustomerTombstone.digest).in_(list(digests))))
-        .tuples()}
-    found = {(c.tenant, c.external_id): c for c in session.scalars(
-        select(Customer).where(tuple_(Customer.tenant, Customer.external_id).in_(ids)))}
+    erased = tombstoned(session, erasure_key, ids)
+    found = {(c.tenant, c.external_id): c for c in session.scalars(_CUSTOMERS, {"b_keys": ids})}
     missing = [k for k in ids if k not in found and k not in erased]
     if missing:  # one INSERT for all new customers; a concurrent creation is simply kept
         dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
@@ -160,8 +150,8 @@ def load_customers(session: Session, refs: list[Inline], erasure_key: str
                 index_elements=["tenant", "external_id"]).returning(Customer),
             [{"tenant": t, "external_id": i, "preferences": {}} for t, i in missing])}
         if raced := [k for k in missing if k not in found]:  # created meanwhile elsewhere
-            found |= {(c.tenant, c.external_id): c for c in session.scalars(
-                select(Customer).where(tuple_(Customer.tenant, Customer.external_id).in_(raced)))}
+            found |= {(c.tenant, c.external_id): c
+                      for c in session.scalars(_CUSTOMERS, {"b_keys": raced})}
     out: dict[tuple[str, str], Customer | None] = dict.fromkeys(erased)
     now = utcnow()
     for r in sorted(refs, key=lambda r: r.occurred_at):
@@ -183,18 +173,13 @@ def _recipients(session: Session, customers: list[Customer], erasure_key: str
     pks = {c.id: (c.tenant, c.external_id) for c in customers}
     devices, has_app = app_devices(session, list(pks))  # the carrier's app
     subs: dict[int, list[PushSubscriptionRow]] = defaultdict(list)
-    for sub in session.scalars(
-        select(PushSubscriptionRow)
-        .where(PushSubscriptionRow.customer_pk.in_(list(pks)), PushSubscriptionRow.active)
-        .order_by(PushSubscriptionRow.created_at.desc(), PushSubscriptionRow.id.desc())):
+    for sub in session.scalars(_SUBSCRIPTIONS, {"b_pks": list(pks)}):
         subs[sub.customer_pk].append(sub)
     # the ledger in the order the hub recorded it (row id); a client's `at` is evidence only
     ledgers: dict[tuple[str, str], list[ConsentEntry]] = defaultdict(list)
     wanted = set(pks.values())
-    for r in session.execute(
-        select(ConsentRecord.__table__)
-        .where(ConsentRecord.customer_id.in_([i for _, i in pks.values()]))
-        .order_by(ConsentRecord.id)):
+    conn = session.connection()
+    for r in conn.execute(_LEDGERS, {"b_ids": [i for _, i in pks.values()]}):
         if (r.tenant, r.customer_id) in wanted:
             ledgers[r.tenant, r.customer_id].append(ConsentEntry(
                 r.purpose, r.channel, ConsentAction(r.action), r.claimed_at or r.recorded_at,
@@ -202,12 +187,8 @@ def _recipients(session: Session, customers: list[Customer], erasure_key: str
     # suppressions are matched by the keyed digest of the address (erasure clears the clear text)
     digests = {(c.tenant, channel, address_digest(erasure_key, channel, a))
                for c in customers for channel, a in (("sms", c.phone), ("email", c.email)) if a}
-    suppressed = set(session.execute(
-        select(ChannelSuppression.tenant, ChannelSuppression.channel,
-               ChannelSuppression.address_digest)
-        .where(tuple_(ChannelSuppression.tenant, ChannelSuppression.channel,
-                      ChannelSuppression.address_digest).in_(list(digests)),
-               ChannelSuppression.lifted_at.is_(None))).tuples()) if digests else set()
+    suppressed = set(conn.execute(_SUPPRESSED, {"b_keys": list(digests)}).tuples()
+                     ) if digests else set()
     out = {}
     for c in customers:
         profile = to_profile(c, subs.get(c.id), devices.get(c.id, ()), c.id in has_app)
@@ -221,6 +202,37 @@ def _recipients(session: Session, customers: list[Customer], erasure_key: str
             derive_state(ledgers.get((c.tenant, c.external_id), [])),
             customer_key(erasure_key, c.tenant, c.external_id), c.tenant)
     return out
+
+
+# The load's statements, built once (the engine loads many batches a second, and building a
+# statement cost more CPU than running it). Row-value IN on (tenant, …): the unique indexes
+# lead with the tenant.
+_HELD_JOBS = (
+    select(OUTBOX.c.id, OUTBOX.c.event_pk, OUTBOX.c.attempts, OUTBOX.c.created_at,
+           EVENTS.c.tenant, EVENTS.c.occurred_at, EVENTS.c.payload)
+    .join(EVENTS, EVENTS.c.id == OUTBOX.c.event_pk)
+    .where(OUTBOX.c.id.in_(bindparam("b_ids", expanding=True)), OUTBOX.c.state == "pending",
+           OUTBOX.c.lease_owner == bindparam("b_owner"))
+    .order_by(OUTBOX.c.id))
+_FORGET_PAYLOAD = (update(EVENTS).where(EVENTS.c.id == bindparam("b_id"))
+                   .values(customer_id=bindparam("b_pseudonym"), payload=null()))
+_PROCESSING = (update(EVENTS).where(EVENTS.c.id.in_(bindparam("b_ids", expanding=True)))
+               .values(state="processing"))
+_CUSTOMERS = select(Customer).where(
+    tuple_(Customer.tenant, Customer.external_id).in_(bindparam("b_keys", expanding=True)))
+_SUBSCRIPTIONS = (
+    select(PushSubscriptionRow)
+    .where(PushSubscriptionRow.customer_pk.in_(bindparam("b_pks", expanding=True)),
+           PushSubscriptionRow.active)
+    .order_by(PushSubscriptionRow.created_at.desc(), PushSubscriptionRow.id.desc()))
+_LEDGERS = (select(ConsentRecord.__table__)
+            .where(ConsentRecord.customer_id.in_(bindparam("b_ids", expanding=True)))
+            .order_by(ConsentRecord.id))
+_SUPPRESSED = (
+    select(ChannelSuppression.tenant, ChannelSuppression.channel, ChannelSuppression.address_digest)
+    .where(tuple_(ChannelSuppression.tenant, ChannelSuppression.channel,
+                  ChannelSuppression.address_digest).in_(bindparam("b_keys", expanding=True)),
+           ChannelSuppression.lifted_at.is_(None)))
 
 
 def throttle_overrides(prefs: Preferences, raw: dict[str, Any]) -> dict[str, Any]:

@@ -110,22 +110,27 @@ def write_rows(session: Any, job_rows: list[dict[str, Any]], event_rows: list[di
         rows = [{k: v for k, v in r.items() if k != "keep_not_before"
                  and not (keep and k == "b_not_before")}
                 for r in job_rows if r["keep_not_before"] is keep]
-        if not rows:
-            continue
-        values: dict[str, Any] = {
-            "state": bindparam("b_state"), "lease_owner": None, "lease_until": None,
-            "attempts": bindparam("b_attempts"), "last_error": bindparam("b_last_error"),
-            "updated_at": bindparam("b_updated_at")}
-        if not keep:
-            values["not_before"] = bindparam("b_not_before")
-        conn.execute(update(OUTBOX).where(OUTBOX.c.id == bindparam("b_id")).values(**values), rows)
+        if rows:
+            conn.execute(_JOB_KEEPING_NOT_BEFORE if keep else _JOB, rows)
     if event_rows:
-        conn.execute(update(EVENTS).where(EVENTS.c.id == bindparam("b_id")).values(
-            state=bindparam("b_state")), event_rows)
+        conn.execute(_EVENT_STATE, event_rows)
     if decisions:
-        conn.execute(delete(DECISIONS_T).where(DECISIONS_T.c.event_pk.in_([pk for pk, _ in decisions])))
+        conn.execute(_FORGET_DECISIONS, {"b_pks": [pk for pk, _ in decisions]})
         rows = [{"event_pk": pk, "channel": d.channel, "outcome": str(d.outcome),
                  "reason": d.reason, "detail": d.detail, "created_at": now}
                 for pk, made in decisions for d in made]
         if rows:
-            conn.execute(insert(DECISIONS_T), rows)
+            conn.execute(_DECISION, rows)
+
+
+# write_rows' statements, built once (every batch runs them)
+_JOB_KEEPING_NOT_BEFORE = update(OUTBOX).where(OUTBOX.c.id == bindparam("b_id")).values(
+    state=bindparam("b_state"), lease_owner=None, lease_until=None,
+    attempts=bindparam("b_attempts"), last_error=bindparam("b_last_error"),
+    updated_at=bindparam("b_updated_at"))
+_JOB = _JOB_KEEPING_NOT_BEFORE.values(not_before=bindparam("b_not_before"))
+_EVENT_STATE = update(EVENTS).where(EVENTS.c.id == bindparam("b_id")).values(
+    state=bindparam("b_state"))
+_FORGET_DECISIONS = delete(DECISIONS_T).where(
+    DECISIONS_T.c.event_pk.in_(bindparam("b_pks", expanding=True)))
+_DECISION = insert(DECISIONS_T)

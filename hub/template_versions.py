@@ -156,8 +156,10 @@ def unpublish(session: Session, tenant: str, template_id: str, by: str) -> bool:
 
 def generations(session: Session) -> dict[str, int]:
     """Every tenant's generation (one small read; one row per tenant that ever published)."""
-    return {t: g for t, g in session.execute(select(TemplateGeneration.tenant,
-                                                    TemplateGeneration.generation))}
+    return {t: g for t, g in session.connection().execute(_GENERATIONS)}
+
+
+_GENERATIONS = select(TemplateGeneration.tenant, TemplateGeneration.generation)  # every batch
 
 
 def published_sources(session: Session, tenant: str) -> list[TemplateVersion]:

@@ -15,7 +15,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from hub.db import utcnow
@@ -110,17 +110,15 @@ def record_status_changes(session: Session, changes: list[StatusChange]) -> int:
     changes = [c for c in changes if c.status in STATUS_TYPES]
     if not changes:
         return 0
-    events = {e.id: e for e in session.execute(
-        select(Event.id, Event.tenant, Event.producer, Event.event_id)
-        .where(Event.id.in_({c.notification.event_pk for c in changes})))}
+    events = {e.id: e for e in session.connection().execute(
+        _EVENTS_OF, {"b_pks": sorted({c.notification.event_pk for c in changes})})}
     pairs = {(c.tenant or e.tenant, e.producer) for c in changes
              if (e := events.get(c.notification.event_pk)) is not None}
     endpoints: dict[tuple[str, str], list[WebhookEndpoint]] = {}
     if pairs:
-        for endpoint in session.scalars(select(WebhookEndpoint).where(
-                WebhookEndpoint.tenant.in_({t for t, _ in pairs}),
-                WebhookEndpoint.producer.in_({p for _, p in pairs}),
-                WebhookEndpoint.enabled.is_(True), WebhookEndpoint.deleted_at.is_(None))):
+        for endpoint in session.scalars(_ENDPOINTS_OF, {
+                "b_tenants": sorted({t for t, _ in pairs}),
+                "b_producers": sorted({p for _, p in pairs})}):
             endpoints.setdefault((endpoint.tenant, endpoint.producer), []).append(endpoint)
     if not endpoints:
         return 0
@@ -145,6 +143,15 @@ def record_status_changes(session: Session, changes: list[StatusChange]) -> int:
     if queued:
         session.flush()
     return queued
+
+
+# record_status_changes' lookups, built once (every batch of answers runs them)
+_EVENTS_OF = select(Event.id, Event.tenant, Event.producer, Event.event_id).where(
+    Event.id.in_(bindparam("b_pks", expanding=True)))
+_ENDPOINTS_OF = select(WebhookEndpoint).where(
+    WebhookEndpoint.tenant.in_(bindparam("b_tenants", expanding=True)),
+    WebhookEndpoint.producer.in_(bindparam("b_producers", expanding=True)),
+    WebhookEndpoint.enabled.is_(True), WebhookEndpoint.deleted_at.is_(None))
 
 
 def _announced(session: Session, endpoint_id: int, order_key: str, event_type: str) -> bool:
