@@ -7,9 +7,9 @@ import secrets
 import socket
 import threading
 from datetime import timedelta
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Integer, Table, bindparam, func, or_, select, update
+from sqlalchemy import Integer, Table, bindparam, func, or_, select, union_all, update
 from sqlalchemy.orm import Session
 
 from hub.alerts import OpsAlerts
@@ -55,10 +55,11 @@ def claim_in(session: Session, owner: str, limit: int, lease_seconds: float,
     engine's load transaction: one commit for both)."""
     now = utcnow()
     conn = session.connection()
-    ready_in = _READY_LOCKED if conn.dialect.name == "postgresql" else _READY
-    ready: dict[Lane, list[int]] = {
-        lane: list(conn.scalars(ready_in, {"b_lane": str(lane), "b_now": now, "b_limit": limit}))
-        for lane in LANE_ORDER}
+    ready: dict[Lane, list[int]] = {lane: [] for lane in LANE_ORDER}
+    for row in sorted(conn.execute(_READY_LOCKED if conn.dialect.name == "postgresql" else _READY,
+                                   {"b_now": now, "b_limit": limit}),
+                      key=lambda r: (r.not_before, r.id)):  # each lane oldest first
+        ready[Lane(row.lane)].append(row.id)
     ids = shares(limit, ready)
     if not ids:
         return {}
@@ -76,11 +77,25 @@ def claim_in(session: Session, owner: str, limit: int, lease_seconds: float,
 # second, and building a statement costs more than running it.
 _JOBS = cast(Table, OutboxJob.__table__).c
 _FREE = or_(_JOBS.lease_until.is_(None), _JOBS.lease_until < bindparam("b_now"))
-_READY = (select(_JOBS.id)
-          .where(_JOBS.state == "pending", _JOBS.lane == bindparam("b_lane"),
-                 _JOBS.not_before <= bindparam("b_now"), _FREE)
-          .order_by(_JOBS.not_before, _JOBS.id).limit(bindparam("b_limit", type_=Integer)))
-_READY_LOCKED = _READY.with_for_update(skip_locked=True)
+
+
+def _ready(locked: bool) -> Any:
+    """The oldest ready jobs of every lane (up to `b_limit` each), in one round trip."""
+    lanes = []
+    for lane in LANE_ORDER:
+        oldest = (select(_JOBS.id, _JOBS.lane, _JOBS.not_before)
+                  .where(_JOBS.state == "pending", _JOBS.lane == str(lane),
+                         _JOBS.not_before <= bindparam("b_now"), _FREE)
+                  .order_by(_JOBS.not_before, _JOBS.id)
+                  .limit(bindparam("b_limit", type_=Integer)))
+        if locked:  # on PostgreSQL: rows another claimer is leasing are passed over
+            oldest = oldest.with_for_update(skip_locked=True)
+        subquery = oldest.subquery(f"ready_{lane}")
+        lanes.append(select(subquery.c.id, subquery.c.lane, subquery.c.not_before))
+    return union_all(*lanes)
+
+
+_READY, _READY_LOCKED = _ready(locked=False), _ready(locked=True)
 _LEASE = (update(OutboxJob.__table__)
           .where(_JOBS.id.in_(bindparam("b_ids", expanding=True)), _JOBS.state == "pending", _FREE)
           .values(lease_owner=bindparam("b_owner"), lease_until=bindparam("b_until"))
