@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from sqlalchemy import select
 
 from channels.webpush import generate_vapid_keys
@@ -202,11 +201,6 @@ def _outage(make_hub, fake_twilio, seconds: float, count: int = 12):
 
 def test_provider_outage_then_recovery_delivers_each_once(make_hub, fake_twilio):
     _outage(make_hub, fake_twilio, seconds=3.0)
-
-
-@pytest.mark.slow
-def test_provider_outage_30s_then_recovery_delivers_each_once(make_hub, fake_twilio):
-    _outage(make_hub, fake_twilio, seconds=30.0, count=20)
 
 
 def test_open_circuit_defers_without_spending_attempts(make_hub, fake_twilio):
